@@ -1,0 +1,129 @@
+"""One real run on Fashion-MNIST-format IDX files: files written, TensorBoard views read back and served."""
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from conftest import FILES, metrics, run_dirs, train
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, idx_dir) -> Path:
+    """`python src/train.py` with data.root empty: the IDX files come from the 'Debian' folder via torchvision."""
+    tmp = tmp_path_factory.mktemp("run")
+    train(f"data.root={tmp}/data", f"data.debian_dir={idx_dir}", "data.val_size=100", "data.batch_size=50",
+          "trainer.max_epochs=2", "trainer.progress_bar=false", "trainer.val_every_n_steps=5",
+          "logging.embedding_samples=40", tmp=tmp)
+    (run_dir,) = run_dirs(tmp / "outputs")
+    return run_dir
+
+
+def test_data_is_unpacked_into_data_root(run):
+    raw = run.parents[2] / "data" / "FashionMNIST" / "raw"
+    assert sorted(p.name for p in raw.iterdir()) == sorted(FILES)
+
+
+def test_run_directory_holds_metrics_config_and_checkpoints(run):
+    m = metrics(run)
+    assert m["status"] == "completed" and m["epochs"] == 2
+    assert m["steps"] == 2 * 10  # 500 training images in batches of 50
+    for key in ("train/loss", "val/loss", "val/acc", "test/loss", "test/acc"):
+        assert isinstance(m[key], float), key
+    assert m["objective"] == {"metric": "val/acc", "mode": "max", "value": m["best"]["value"]}
+    assert m["best"]["value"] >= m["val/acc"]
+    assert m["images_per_s"] > 0 and m["wall_time_s"] >= m["train_time_s"] > 0
+    assert m["hparams"]["model"] == "LeNet5" and m["hparams"]["optimizer.lr"] == 0.1
+    assert (run / ".hydra" / "config.yaml").is_file()
+    assert {p.name for p in (run / "checkpoints").iterdir()} == {"last.pt", "best.pt"}
+    info = json.loads((run / "run_info.json").read_text())
+    assert info["torch"] and info["git_commit"]
+
+
+def test_events_hold_every_view(run):
+    acc = EventAccumulator(str(run), size_guidance={"images": 0, "scalars": 0, "tensors": 0})
+    acc.Reload()
+    tags = acc.Tags()
+    assert tags["images"] == ["train/samples"]
+    image = acc.Images("train/samples")[0]
+    assert image.width > 200 and image.height > 50  # a grid of 32 images, 8 per row
+    scalars = set(tags["scalars"])
+    assert {"train/loss", "train/acc", "train/lr", "val/loss", "val/acc", "test/loss", "test/acc"} <= scalars
+    val_steps = [e.step for e in acc.Scalars("val/loss")]
+    assert val_steps == [5, 10, 15, 20]  # every 5 steps, and each epoch's end (10, 20)
+    assert [e.step for e in acc.Scalars("test/acc")] == [20]
+    assert acc.Graph() is not None and "conv1" in str(acc.Graph())
+    assert set(acc.PluginTagToContent("hparams")) == {
+        "_hparams_/experiment", "_hparams_/session_start_info", "_hparams_/session_end_info"}
+    assert set(acc.PluginTagToContent("custom_scalars")) == {"custom_scalars__config__"}
+    assert set(acc.PluginTagToContent("text")) == {"run/config/text_summary", "run/environment/text_summary"}
+
+
+def test_projector_has_pixels_and_features_with_labels_and_thumbnails(run):
+    config = (run / "projector_config.pbtxt").read_text()
+    assert config.count("embeddings {") == 2
+    for tag, dim in (("images", 784), ("features", 84)):
+        (folder,) = run.glob(f"*/{tag}")
+        rows = (folder / "tensors.tsv").read_text().strip().splitlines()
+        assert len(rows) == 40 and len(rows[0].split("\t")) == dim
+        labels = (folder / "metadata.tsv").read_text().split()
+        assert len(labels) >= 40 and (folder / "sprite.png").stat().st_size > 1000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(url: str, body: dict | None = None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+WANTED = {"scalars", "images", "graphs", "projector", "hparams", "custom_scalars", "text"}
+
+
+def test_tensorboard_serves_every_view(run):
+    """What a user sees: a real `tensorboard` over the outputs folder lists and returns each view."""
+    port = free_port()
+    logdir = run.parents[1]
+    server = subprocess.Popen([str(Path(sys.executable).parent / "tensorboard"), "--logdir", str(logdir),
+                               "--host", "127.0.0.1", "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}/data"
+    try:
+        deadline, enabled = time.time() + 60, set()
+        while time.time() < deadline and not WANTED <= enabled:
+            try:
+                enabled = {k for k, v in get(f"{base}/plugins_listing").items() if v["enabled"]}
+            except OSError:
+                pass
+            time.sleep(0.5)
+        assert WANTED <= enabled, enabled
+        name = str(run.relative_to(logdir))
+        assert get(f"{base}/runs") == [name]
+        val = get(f"{base}/plugin/scalars/scalars?run={name}&tag=val/acc")
+        assert [row[1] for row in val] == [5, 10, 15, 20]
+        assert get(f"{base}/plugin/images/images?run={name}&tag=train/samples")
+        projector = get(f"{base}/plugin/projector/info?run={name}")
+        assert sorted(e["tensorName"].split(":")[0] for e in projector["embeddings"]) == ["features", "images"]
+        groups = get(f"{base}/plugin/hparams/session_groups", {
+            "experimentName": "", "startIndex": 0, "sliceSize": 10,
+            "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"],
+            "colParams": [], "aggregationType": "AGGREGATION_AVG"})["sessionGroups"]
+        assert len(groups) == 1 and groups[0]["hparams"]["optimizer.lr"] == 0.1
+        values = {v["name"]["tag"]: v["value"] for v in groups[0]["metricValues"]}
+        assert values["test/acc"] == pytest.approx(metrics(run)["test/acc"])
+    finally:
+        server.terminate()
+        server.wait(10)
