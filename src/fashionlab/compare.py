@@ -35,8 +35,9 @@ def ranked(runs: list[dict]) -> list[dict]:
 
 
 def differing_keys(runs: list[dict]) -> list[str]:
+    """Hyperparameters that take more than one value among the runs that have them."""
     keys = sorted({k for r in runs for k in r["hparams"]})
-    return [k for k in keys if len({json.dumps(r["hparams"].get(k), sort_keys=True) for r in runs}) > 1]
+    return [k for k in keys if len({json.dumps(r["hparams"][k], sort_keys=True) for r in runs if k in r["hparams"]}) > 1]
 
 
 def _fmt(value) -> str:

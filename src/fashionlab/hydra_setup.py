@@ -53,8 +53,24 @@ def parallel_jobs(n_jobs) -> int:
     return n if n > 0 else max(1, (os.cpu_count() or 1) + 1 + n)
 
 
+def study_seed(seed: int, storage: str | None, study_name: str) -> int:
+    """`seed` plus the trials the stored study already has.
+
+    TPE's first trials are random draws: with the same seed, a continued study would repeat them.
+    """
+    if not storage:
+        return int(seed)
+    import optuna
+
+    try:
+        return int(seed) + len(optuna.load_study(study_name=study_name, storage=storage).get_trials(deepcopy=False))
+    except KeyError:  # no such study yet
+        return int(seed)
+
+
 def register_resolvers() -> None:
-    for name, fn in (("unique_dir", unique_dir), ("mkdir", make_dir), ("parallel_jobs", parallel_jobs)):
+    for name, fn in (("unique_dir", unique_dir), ("mkdir", make_dir), ("parallel_jobs", parallel_jobs),
+                     ("study_seed", study_seed)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_resolver(name, fn, use_cache=True)
 

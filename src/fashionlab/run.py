@@ -103,11 +103,13 @@ def train(cfg: DictConfig) -> float:
     model = instantiate(cfg.model).to(device)
     if trainer.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = instantiate(cfg.optimizer)(model.parameters())
     total_steps = trainer.max_epochs * data.steps_per_epoch()
-    scheduler = None
-    if cfg.get("scheduler"):
-        scheduler = instantiate(cfg.scheduler)(optimizer, total_steps=total_steps)
+    try:  # torch checks the values itself (e.g. nesterov without momentum): say which group to fix
+        optimizer = instantiate(cfg.optimizer)(model.parameters())
+        scheduler = instantiate(cfg.scheduler)(optimizer, total_steps=total_steps) if cfg.get("scheduler") else None
+    except (TypeError, ValueError) as e:
+        raise UserError(f"The optimizer or scheduler config is not valid: {e}. Fix the optimizer.* or "
+                        f"scheduler.* override (python src/train.py --cfg job shows the values).") from None
     order = torch.Generator().manual_seed(cfg.seed)  # the data order: its own stream, saved in checkpoints
     progress = {"epoch": 0, "batch": 0, "step": 0, "images": 0, "best": None, "metrics": {},
                 "train_time_s": 0.0, "epoch_time_s": 0.0, "total_steps": total_steps,
@@ -178,7 +180,7 @@ def train(cfg: DictConfig) -> float:
         if status != "interrupted":
             logger.log_end(ok=status == "completed")
         logger.close()
-        _write_metrics(run_dir, cfg, hc, progress, status, error, time.time() - start)
+        _write_metrics(run_dir, cfg, hc, progress, status, error, start)
 
     if status != "completed":
         if HydraConfig.get().mode != RunMode.MULTIRUN:
@@ -262,7 +264,9 @@ def _save_config(run_dir: Path, cfg: DictConfig, hc) -> None:
     OmegaConf.save(OmegaConf.create(list(hc.overrides.task)), hydra_dir / "overrides.yaml")
 
 
-def _write_metrics(run_dir, cfg, hc, progress, status, error, wall_time) -> None:
+def _write_metrics(run_dir, cfg, hc, progress, status, error, start) -> None:
+    import torch
+
     m = progress["metrics"]
     best = progress["best"]
     result = {
@@ -275,7 +279,10 @@ def _write_metrics(run_dir, cfg, hc, progress, status, error, wall_time) -> None
         "epochs": progress["epoch"],
         "steps": progress["step"],
         "train_time_s": round(progress["train_time_s"], 3),
-        "wall_time_s": round(wall_time, 3),
+        "wall_time_s": round(time.time() - start, 3),
+        "started_at": start,
+        "ended_at": time.time(),
+        "threads": torch.get_num_threads(),
         "images_per_s": round(progress["images"] / progress["train_time_s"]) if progress["train_time_s"] else None,
         "job": {"num": hc.job.get("num"), "overrides": list(hc.overrides.task)},
         "hparams": _flatten(cfg),
