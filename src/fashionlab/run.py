@@ -26,7 +26,6 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from fashionlab.config import UserError, check_config, pick_device
-from fashionlab.training import Diverged, Interrupted
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +42,7 @@ def main(cfg: DictConfig) -> float:
     in_sweep = hc.mode == RunMode.MULTIRUN
     try:
         try:
+            check_config(cfg)  # before torch is imported: a typo answers at once
             return train(cfg)
         except InstantiationException as e:  # a _target_ refused or given keys it does not take
             message = " ".join(str(e).split())
@@ -53,8 +53,8 @@ def main(cfg: DictConfig) -> float:
             print(f"fashionlab: error: {e}", file=sys.stderr)
             sys.exit(2)
         log.error(f"trial failed: {e}")
-    except Interrupted:
-        sys.exit(130)  # the checkpoint is written and the resume command printed; a sweep stops here too
+    except KeyboardInterrupt:  # a signal (training.Interrupted: checkpoint written, resume command printed)
+        sys.exit(130)  # a sweep stops here too
     except Exception:
         if not in_sweep:
             raise
@@ -82,11 +82,10 @@ def train(cfg: DictConfig) -> float:
     import torch
 
     from fashionlab import checkpoint
-    from fashionlab.training import evaluate
+    from fashionlab.training import Diverged, Interrupted, evaluate
 
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
-    check_config(cfg)
     device = pick_device(str(cfg.trainer.device))
     threads = _threads(cfg, hc)
     if threads:
@@ -117,15 +116,16 @@ def train(cfg: DictConfig) -> float:
 
     if cfg.resume:
         state = checkpoint.load(run_dir / "checkpoints" / "last.pt", model, cfg.model._target_)
-        if scheduler is not None and state["progress"]["total_steps"] != total_steps:
-            raise UserError(f"This run's learning-rate schedule ({cfg.scheduler._target_}) was planned for "
-                            f"{state['progress']['total_steps']} steps; with these settings it would be "
-                            f"{total_steps}. Resume with the original trainer.max_epochs and data.batch_size, "
-                            f"or start a new run.")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None:
+        planned = state["progress"]["total_steps"]
+        if scheduler is not None and planned == total_steps:
             scheduler.load_state_dict(state["scheduler"])
+        elif scheduler is not None:  # e.g. a larger trainer.max_epochs: the schedule is re-planned to the new end
+            log.warning(f"the learning-rate schedule was planned for {planned} steps and is now re-planned for "
+                        f"{total_steps}; it continues from step {state['progress']['step']}")
+            scheduler = instantiate(cfg.scheduler)(optimizer, total_steps=total_steps,
+                                                   last_epoch=state["progress"]["step"] - 1)
         checkpoint.set_rng_state(state["rng"], order)
         progress = state["progress"]
         progress["total_steps"] = total_steps

@@ -24,7 +24,7 @@ class Diverged(Exception):
     """The training loss became NaN, infinite or absurdly large: the run cannot recover."""
 
 
-class Interrupted(Exception):
+class Interrupted(KeyboardInterrupt):
     """SIGINT/SIGTERM arrived; a checkpoint of the exact position was written."""
 
 
