@@ -61,32 +61,38 @@ def leaderboard(runs: list[dict]) -> str:
 
 
 def most_important(runs: list[dict]) -> str | None:
-    """The numeric hyperparameter whose rank correlates most with the objective (Spearman), if any."""
+    """The hyperparameter that explains most of the objective's variance (adjusted correlation ratio).
+
+    Values are grouped (numbers into up to 4 quantile bins), so a setting that is bad both too high and too
+    low (a learning rate) counts as much as a monotone one.
+    """
     ok = [r for r in runs if not math.isnan(objective(r))]
-    best, best_corr = None, -1.0
-    for k in differing_keys(ok):
-        values = [r["hparams"].get(k) for r in ok]
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values) or len(ok) < 3:
-            continue
-        corr = abs(_spearman(values, [objective(r) for r in ok]))
-        if corr > best_corr:
-            best, best_corr = k, corr
-    return best
+    if len(ok) < 4:
+        return None
+    scores = {k: _explained([r["hparams"].get(k) for r in ok], [objective(r) for r in ok])
+              for k in differing_keys(ok)}
+    return max(scores, key=scores.get) if scores else None
 
 
-def _spearman(x: list[float], y: list[float]) -> float:
-    def ranks(v):
-        order = sorted(range(len(v)), key=v.__getitem__)
-        r = [0.0] * len(v)
-        for rank, i in enumerate(order):
-            r[i] = float(rank)
-        return r
-    rx, ry = ranks(x), ranks(y)
-    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
-    cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
-    sx = math.sqrt(sum((a - mx) ** 2 for a in rx))
-    sy = math.sqrt(sum((b - my) ** 2 for b in ry))
-    return cov / (sx * sy) if sx and sy else 0.0
+def _explained(values: list, y: list[float]) -> float:
+    """Epsilon squared: (between-group - (k-1) x within-group mean square) / (total + within mean square)."""
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values) and len(set(values)) > 4:
+        edges = sorted(values)
+        cuts = [edges[len(edges) * q // 4] for q in (1, 2, 3)]
+        keys = [sum(v >= c for c in cuts) for v in values]
+    else:
+        keys = [json.dumps(v, sort_keys=True) for v in values]
+    groups: dict = {}
+    for key, v in zip(keys, y):
+        groups.setdefault(key, []).append(v)
+    mean = sum(y) / len(y)
+    total = sum((v - mean) ** 2 for v in y)
+    between = sum(len(g) * (sum(g) / len(g) - mean) ** 2 for g in groups.values())
+    k, n = len(groups), len(y)
+    if k < 2 or n <= k or total == 0:
+        return 0.0
+    within_ms = (total - between) / (n - k)
+    return (between - (k - 1) * within_ms) / (total + within_ms)
 
 
 def in_order(runs: list[dict]) -> list[dict]:
@@ -128,11 +134,11 @@ def plot(runs: list[dict], path: Path) -> None:
     if key:
         ok = [r for r in runs if not math.isnan(objective(r))]
         ax = axes[0][1]
-        ax.scatter([r["hparams"][key] for r in ok], [objective(r) for r in ok])
-        if all(r["hparams"][key] > 0 for r in ok) and max(r["hparams"][key] for r in ok) / min(
-                r["hparams"][key] for r in ok) > 20:
+        xs = [r["hparams"][key] for r in ok]
+        ax.scatter(xs, [objective(r) for r in ok])
+        if all(isinstance(x, (int, float)) and x > 0 for x in xs) and max(xs) / min(xs) > 20:
             ax.set_xscale("log")
-        ax.set(xlabel=key, ylabel=metric, title=f"{metric} against {key} (most rank-correlated)")
+        ax.set(xlabel=key, ylabel=metric, title=f"{metric} against {key} (explains most of its variance)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

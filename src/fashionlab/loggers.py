@@ -48,10 +48,14 @@ class TensorBoardLogger:
             sample = images[:self.image_samples].unsqueeze(1).cpu()
             w.add_image("train/samples", make_grid(sample, nrow=8, padding=2, pad_value=255), 0)
         if self.graph:
+            import warnings
+
             x, _ = next(data.eval_batches("val"))
-            w.add_graph(model, x[:4])
+            with warnings.catch_warnings():  # add_graph traces with torch.jit.trace, which warns it is deprecated
+                warnings.simplefilter("ignore")
+                w.add_graph(model, x[:4])
         if self.embedding:  # the tutorial's projector view: raw pixels, class names, thumbnails
-            idx, x, y = self._embedding_sample(data)
+            x, y = self._embedding_sample(data)
             w.add_embedding(x.flatten(1).float() / 255, metadata=[data.classes[i] for i in y.tolist()],
                             label_img=x.unsqueeze(1).float() / 255, global_step=0, tag="images")
         if self.loss_chart:
@@ -71,7 +75,7 @@ class TensorBoardLogger:
         images, labels = data.splits["train"]
         g = torch.Generator().manual_seed(0)
         idx = torch.randperm(len(labels), generator=g)[:self.embedding_samples]
-        return idx, images[idx.to(images.device)].cpu(), labels[idx.to(labels.device)].cpu()
+        return images[idx.to(images.device)].cpu(), labels[idx.to(labels.device)].cpu()
 
     def log_features(self, model, data, step: int) -> None:
         """The same images as the pixel embedding, as the model sees them after training (penultimate layer)."""
@@ -79,7 +83,7 @@ class TensorBoardLogger:
             return
         from fashionlab.data import normalize
 
-        idx, x, y = self._embedding_sample(data)
+        x, y = self._embedding_sample(data)
         device = next(model.parameters()).device
         with torch.inference_mode():
             feats = model.features(normalize(x.to(device))).float().cpu()

@@ -80,7 +80,7 @@ class Trainer:
             skip = progress["batch"]
             model.train()
             zero = torch.zeros((), device=device)
-            win_loss, win_correct, win_batches, win_images = zero.clone(), zero.clone(), 0, 0
+            win_loss, win_correct, win_batches, win_images, epoch_images = zero.clone(), zero.clone(), 0, 0, 0
             start, val_time = time.perf_counter(), 0.0
             bar = tqdm(total=steps_per_epoch, initial=skip, desc=f"epoch {epoch + 1}/{self.max_epochs}",
                        disable=None if self.progress_bar else True, leave=False, dynamic_ncols=True)
@@ -100,6 +100,7 @@ class Trainer:
                 win_correct += (logits.detach().argmax(1) == y).sum()
                 win_batches += 1
                 win_images += len(y)
+                epoch_images += len(y)
                 bar.update()
 
                 if step % self.log_every_n_steps == 0 or i == steps_per_epoch - 1:
@@ -114,8 +115,7 @@ class Trainer:
                     logger.log_scalars(metrics, step)
                     progress["metrics"].update(metrics)
                     elapsed = time.perf_counter() - start - val_time
-                    bar.set_postfix(loss=f"{train_loss:.3f}",
-                                    img_s=f"{(i + 1 - skip) * data.batch_size / max(elapsed, 1e-9):,.0f}")
+                    bar.set_postfix(loss=f"{train_loss:.3f}", img_s=f"{epoch_images / max(elapsed, 1e-9):,.0f}")
                     win_loss.zero_(), win_correct.zero_()
                     win_batches = win_images = 0
 
@@ -142,9 +142,8 @@ class Trainer:
             progress["epoch"], progress["batch"] = epoch + 1, 0
             progress["train_time_s"] += train_time
             progress["epoch_time_s"] += epoch_time
-            images = (steps_per_epoch - skip) * data.batch_size
             metrics.update({"epoch": epoch + 1, "time/epoch_s": epoch_time,
-                            "time/train_images_per_s": min(images, data.size("train")) / train_time,
+                            "time/train_images_per_s": epoch_images / train_time,
                             "time/val_s": time.perf_counter() - t + val_time})
             logger.log_scalars(metrics, progress["step"])
             progress["metrics"].update(metrics)
