@@ -27,12 +27,12 @@ def events(run_dir):
 
 
 def test_grid_multirun_writes_a_named_run_per_job_and_compare_ranks_them(tmp_path):
-    train("-m", *SMOKE, "model=lenet5,mlp", "optimizer.lr=0.5,0.05", tmp=tmp_path)
+    train("-m", *SMOKE, "model=lenet5,mlp", "optimizer.lr=0.1,0.01", tmp=tmp_path)
     (sweep,) = (tmp_path / "multirun").glob("*/*")
     runs = run_dirs(sweep)
     assert sorted(r.name for r in runs) == [
-        "0_experiment=smoke,model=lenet5,optimizer.lr=0.5", "1_experiment=smoke,model=lenet5,optimizer.lr=0.05",
-        "2_experiment=smoke,model=mlp,optimizer.lr=0.5", "3_experiment=smoke,model=mlp,optimizer.lr=0.05"]
+        "0_experiment=smoke,model=lenet5,optimizer.lr=0.1", "1_experiment=smoke,model=lenet5,optimizer.lr=0.01",
+        "2_experiment=smoke,model=mlp,optimizer.lr=0.1", "3_experiment=smoke,model=mlp,optimizer.lr=0.01"]
     for r in runs:
         assert "val/acc" in events(r).Tags()["scalars"]
     sweep_run = events(sweep / "_sweep")

@@ -190,7 +190,7 @@ class Synthetic(ImageData):
 
         def draw(n):
             labels = torch.randint(len(CLASSES), (n,), generator=g)
-            noise = torch.randn(n, 28, 28, generator=g) * 60
+            noise = torch.randn(n, 28, 28, generator=g) * 30
             return (templates[labels] + noise).clamp(0, 255).to(torch.uint8), labels
 
         return (*draw(self.num_train), *draw(self.num_test))
