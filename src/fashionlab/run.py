@@ -81,7 +81,6 @@ def train(cfg: DictConfig) -> float:
     import numpy as np
     import torch
 
-    from fashionlab import checkpoint
     from fashionlab.training import Diverged, Interrupted, evaluate
 
     hc = HydraConfig.get()
@@ -115,22 +114,7 @@ def train(cfg: DictConfig) -> float:
                 "model_target": cfg.model._target_}
 
     if cfg.resume:
-        state = checkpoint.load(run_dir / "checkpoints" / "last.pt", model, cfg.model._target_)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        planned = state["progress"]["total_steps"]
-        if scheduler is not None and planned == total_steps:
-            scheduler.load_state_dict(state["scheduler"])
-        elif scheduler is not None:  # e.g. a larger trainer.max_epochs: the schedule is re-planned to the new end
-            log.warning(f"the learning-rate schedule was planned for {planned} steps and is now re-planned for "
-                        f"{total_steps}; it continues from step {state['progress']['step']}")
-            scheduler = instantiate(cfg.scheduler)(optimizer, total_steps=total_steps,
-                                                   last_epoch=state["progress"]["step"] - 1)
-        checkpoint.set_rng_state(state["rng"], order)
-        progress = state["progress"]
-        progress["total_steps"] = total_steps
-        _save_config(run_dir, cfg, hc)  # only now: a resume that fails changes nothing in the run directory
-        log.info(f"resuming {run_dir} at epoch {progress['epoch'] + 1}, step {progress['step']}")
+        scheduler, progress = _restore(cfg, hc, run_dir, model, optimizer, scheduler, order, total_steps)
 
     logger = instantiate(cfg.logging)
     logger.open(purge_step=progress["step"] + 1 if cfg.resume else None)
@@ -188,6 +172,27 @@ def train(cfg: DictConfig) -> float:
             sys.exit(3)
         return float("nan")
     return progress["best"]["value"] if progress["best"] else float("nan")
+
+
+def _restore(cfg, hc, run_dir, model, optimizer, scheduler, order, total_steps):
+    """Load checkpoints/last.pt into the freshly built components; return the scheduler and the progress."""
+    from fashionlab import checkpoint
+
+    state = checkpoint.load(run_dir / "checkpoints" / "last.pt", model, cfg.model._target_)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    progress = state["progress"]
+    if scheduler is not None and progress["total_steps"] == total_steps:
+        scheduler.load_state_dict(state["scheduler"])
+    elif scheduler is not None:  # e.g. a larger trainer.max_epochs: the schedule is re-planned to the new end
+        log.warning(f"the learning-rate schedule was planned for {progress['total_steps']} steps and is now "
+                    f"re-planned for {total_steps}; it continues from step {progress['step']}")
+        scheduler = instantiate(cfg.scheduler)(optimizer, total_steps=total_steps, last_epoch=progress["step"] - 1)
+    checkpoint.set_rng_state(state["rng"], order)
+    progress["total_steps"] = total_steps
+    _save_config(run_dir, cfg, hc)  # only now: a resume that fails changes nothing in the run directory
+    log.info(f"resuming {run_dir} at epoch {progress['epoch'] + 1}, step {progress['step']}")
+    return scheduler, progress
 
 
 def _threads(cfg: DictConfig, hc) -> int | None:
