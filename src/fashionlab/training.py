@@ -52,7 +52,7 @@ class Trainer:
         self.max_epochs = max_epochs
         self.precision = str(precision)
         self.compile = compile
-        self.threads = threads
+        self.threads = threads  # applied by run.py before anything is built (and shared out in parallel sweeps)
         self.channels_last = channels_last
         self.log_every_n_steps = log_every_n_steps
         self.val_every_n_steps = val_every_n_steps
