@@ -168,7 +168,7 @@ def train(cfg: DictConfig) -> float:
 
     if status != "completed":
         if HydraConfig.get().mode != RunMode.MULTIRUN:
-            print(f"fashionlab: error: the run {status}: {error}", file=sys.stderr)
+            print(f"fashionlab: error: {error}", file=sys.stderr)
             sys.exit(3)
         return float("nan")
     return progress["best"]["value"] if progress["best"] else float("nan")
