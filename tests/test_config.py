@@ -76,7 +76,6 @@ def test_cli_errors_are_one_paragraph(tmp_path):
     """Through the real command line: each mistake exits non-zero, names the problem, and shows no traceback."""
     cases = {
         ("optimizer.lr=-1",): "optimizer.lr=-1 must be greater than 0",
-        ("data.val_size=5000",): "data.val_size=5000 leaves no training images",
         ("model=resnet",): "Available options in 'model'",
         ("optimizer.lrr=0.1",): "optimizer.lrr",
         ("trainer.device=cuda",) if not torch.cuda.is_available() else ("trainer.device=tpu",): "trainer.device=",
