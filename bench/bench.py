@@ -33,7 +33,8 @@ from omegaconf import open_dict  # noqa: E402
 from fashionlab.data import FashionMNIST, PerSampleDataset  # noqa: E402
 from fashionlab.hydra_setup import register_resolvers  # noqa: E402
 from fashionlab.models import LeNet5  # noqa: E402
-from fashionlab.training import evaluate  # noqa: E402
+from fashionlab.run import build  # noqa: E402
+from fashionlab.training import evaluate, new_progress  # noqa: E402
 
 TARGET_ACC = 0.89
 
@@ -97,17 +98,12 @@ def project_default(tmp: Path) -> dict:
         cfg.logging.log_dir = str(tmp)
     torch.manual_seed(cfg.seed)
     trainer = instantiate(cfg.trainer)
-    data = instantiate(cfg.data)
-    data.setup(torch.device("cpu"))
-    model = instantiate(cfg.model).to(memory_format=torch.channels_last)
-    optimizer = instantiate(cfg.optimizer)(model.parameters())
+    data, model, optimizer, scheduler = build(cfg, trainer, torch.device("cpu"))
     epochs = trainer.max_epochs
-    scheduler = instantiate(cfg.scheduler)(optimizer, total_steps=epochs * data.steps_per_epoch())
     logger = instantiate(cfg.logging)
     logger.open()
     order = torch.Generator().manual_seed(cfg.seed)
-    progress = {"epoch": 0, "batch": 0, "step": 0, "images": 0, "best": None, "metrics": {}, "train_time_s": 0.0,
-                "epoch_time_s": 0.0, "total_steps": 0, "model_target": cfg.model._target_}
+    progress = new_progress(epochs * data.steps_per_epoch(), cfg.model._target_)
     curve = []
     for epoch in range(1, epochs + 1):
         trainer.max_epochs = epoch

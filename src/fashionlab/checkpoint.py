@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,17 @@ def save(path: Path, state: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     torch.save({"format": FORMAT, **state}, tmp)
+    _commit(tmp, path)
+
+
+def copy(src: Path, dst: Path) -> None:
+    """Atomically make dst a copy of src (best.pt from the last.pt just written)."""
+    tmp = dst.with_name(dst.name + ".tmp")
+    shutil.copyfile(src, tmp)
+    _commit(tmp, dst)
+
+
+def _commit(tmp: Path, path: Path) -> None:
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)

@@ -31,7 +31,8 @@ def objective(run: dict) -> float:
 def ranked(runs: list[dict]) -> list[dict]:
     """Best first by the objective; failed runs last."""
     sign = -1 if runs and runs[0]["objective"]["mode"] == "max" else 1
-    return sorted(runs, key=lambda r: (math.isnan(objective(r)), sign * objective(r) if not math.isnan(objective(r)) else 0))
+    failed = [r for r in runs if math.isnan(objective(r))]
+    return sorted((r for r in runs if r not in failed), key=lambda r: sign * objective(r)) + failed
 
 
 def differing_keys(runs: list[dict]) -> list[str]:

@@ -81,37 +81,25 @@ def train(cfg: DictConfig) -> float:
     import numpy as np
     import torch
 
-    from fashionlab.training import Diverged, Interrupted, evaluate
+    from fashionlab.training import Diverged, Interrupted, evaluate, new_progress
 
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     device = pick_device(str(cfg.trainer.device))
-    threads = _threads(cfg, hc)
+    trainer = instantiate(cfg.trainer)
+    threads = _threads(trainer.threads, hc)
     if threads:
         torch.set_num_threads(threads)
     random.seed(cfg.seed), np.random.seed(cfg.seed), torch.manual_seed(cfg.seed)
-    trainer = instantiate(cfg.trainer)
     if trainer.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
 
-    data = instantiate(cfg.data)
-    data.setup(device)
-    model = instantiate(cfg.model).to(device)
-    if trainer.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    data, model, optimizer, scheduler = build(cfg, trainer, device)
     total_steps = trainer.max_epochs * data.steps_per_epoch()
-    try:  # torch checks the values itself (e.g. nesterov without momentum): say which group to fix
-        optimizer = instantiate(cfg.optimizer)(model.parameters())
-        scheduler = instantiate(cfg.scheduler)(optimizer, total_steps=total_steps) if cfg.get("scheduler") else None
-    except (TypeError, ValueError) as e:
-        raise UserError(f"The optimizer or scheduler config is not valid: {e}. Fix the optimizer.* or "
-                        f"scheduler.* override (python src/train.py --cfg job shows the values).") from None
     order = torch.Generator().manual_seed(cfg.seed)  # the data order: its own stream, saved in checkpoints
-    progress = {"epoch": 0, "batch": 0, "step": 0, "images": 0, "best": None, "metrics": {},
-                "train_time_s": 0.0, "epoch_time_s": 0.0, "total_steps": total_steps,
-                "model_target": cfg.model._target_}
+    progress = new_progress(total_steps, cfg.model._target_)
 
     if cfg.resume:
         scheduler, progress = _restore(cfg, hc, run_dir, model, optimizer, scheduler, order, total_steps)
@@ -174,6 +162,25 @@ def train(cfg: DictConfig) -> float:
     return progress["best"]["value"] if progress["best"] else float("nan")
 
 
+def build(cfg: DictConfig, trainer, device):
+    """Data (set up on `device`), model, optimizer and scheduler, as the config says."""
+    import torch
+
+    data = instantiate(cfg.data)
+    data.setup(device)
+    model = instantiate(cfg.model).to(device)
+    if trainer.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    total_steps = trainer.max_epochs * data.steps_per_epoch()
+    try:  # torch checks the values itself (e.g. nesterov without momentum): say which group to fix
+        optimizer = instantiate(cfg.optimizer)(model.parameters())
+        scheduler = instantiate(cfg.scheduler)(optimizer, total_steps=total_steps) if cfg.get("scheduler") else None
+    except (TypeError, ValueError) as e:
+        raise UserError(f"The optimizer or scheduler config is not valid: {e}. Fix the optimizer.* or "
+                        f"scheduler.* override (python src/train.py --cfg job shows the values).") from None
+    return data, model, optimizer, scheduler
+
+
 def _restore(cfg, hc, run_dir, model, optimizer, scheduler, order, total_steps):
     """Load checkpoints/last.pt into the freshly built components; return the scheduler and the progress."""
     from fashionlab import checkpoint
@@ -195,10 +202,10 @@ def _restore(cfg, hc, run_dir, model, optimizer, scheduler, order, total_steps):
     return scheduler, progress
 
 
-def _threads(cfg: DictConfig, hc) -> int | None:
+def _threads(threads: int | None, hc) -> int | None:
     """trainer.threads, or, for N parallel jobs of the joblib launcher, the cores shared out among them."""
-    if cfg.trainer.threads:
-        return int(cfg.trainer.threads)
+    if threads:
+        return int(threads)
     n_jobs = OmegaConf.select(hc.launcher, "n_jobs", default=None) if hc.mode == RunMode.MULTIRUN else None
     if n_jobs and n_jobs != 1:
         cores = os.cpu_count() or 1

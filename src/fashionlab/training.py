@@ -28,6 +28,12 @@ class Interrupted(KeyboardInterrupt):
     """SIGINT/SIGTERM arrived; a checkpoint of the exact position was written."""
 
 
+def new_progress(total_steps: int, model_target: str) -> dict:
+    """Where a run stands: what Trainer.fit advances and a checkpoint saves."""
+    return {"epoch": 0, "batch": 0, "step": 0, "images": 0, "best": None, "metrics": {}, "train_time_s": 0.0,
+            "epoch_time_s": 0.0, "total_steps": total_steps, "model_target": model_target}
+
+
 @torch.inference_mode()
 def evaluate(model: torch.nn.Module, data, split: str, autocast=nullcontext) -> dict[str, float]:
     """Mean loss and accuracy over a whole split, in large batches; one read from the device at the end."""
@@ -52,7 +58,7 @@ class Trainer:
         self.max_epochs = max_epochs
         self.precision = str(precision)
         self.compile = compile
-        self.threads = threads  # applied by run.py before anything is built (and shared out in parallel sweeps)
+        self.threads = threads  # run.py applies it before anything is built (shared out in parallel sweeps)
         self.channels_last = channels_last
         self.log_every_n_steps = log_every_n_steps
         self.val_every_n_steps = val_every_n_steps
@@ -159,8 +165,7 @@ class Trainer:
             self.save(checkpoint_dir / "last.pt", model, optimizer, scheduler, progress, order, order.get_state(),
                       logger)
             if improved:
-                self.save(checkpoint_dir / "best.pt", model, optimizer, scheduler, progress, order,
-                          order.get_state(), logger)
+                checkpoint.copy(checkpoint_dir / "last.pt", checkpoint_dir / "best.pt")
 
     def save(self, path, model, optimizer, scheduler, progress, order, order_state, logger) -> None:
         # Flush first: events the checkpoint covers must be on disk before it, or a SIGKILL loses them.
