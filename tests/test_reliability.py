@@ -132,3 +132,16 @@ def test_a_bad_resume_says_why_and_changes_nothing(tmp_path, finished, damage, a
 def test_resume_of_a_folder_that_is_not_a_run(tmp_path):
     proc = train(f"resume={tmp_path}", tmp=tmp_path, check=False)
     assert proc.returncode == 2 and "is not a fashionlab run directory" in proc.stderr
+
+
+def test_resume_keeps_flag_values_and_replaces_only_the_overrides_given_again(tmp_path):
+    from fashionlab.hydra_setup import prepare_argv
+
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / ".hydra" / "overrides.yaml").write_text("- optimizer.lr=0.05\n- seed=3\n")
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.pt").write_bytes(b"")
+    argv = prepare_argv(["train.py", f"resume={tmp_path}", "--cfg", "job", "-cn", "train", "seed=4"])
+    assert argv[1:5] == ["--cfg", "job", "-cn", "train"]  # a flag's value is not taken for an override
+    assert argv[5:7] == ["optimizer.lr=0.05", "seed=4"]
+    assert f"hydra.run.dir='{tmp_path}'" in argv

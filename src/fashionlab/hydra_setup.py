@@ -80,6 +80,11 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
+# Hydra's command-line flags that take a value as the next word.
+VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd",
+               "--experimental-rerun"}
+
+
 def prepare_argv(argv: list[str]) -> list[str]:
     """Expand `resume=RUN_DIR` into the run's original overrides plus the new ones, in its own directory.
 
@@ -103,8 +108,12 @@ def prepare_argv(argv: list[str]) -> list[str]:
     def key(override: str) -> str:
         return override.split("=", 1)[0].lstrip("+~")
 
-    flags = [a for a in argv[1:] if a.startswith("-")]
-    new = [a for a in argv[1:] if not a.startswith("-") and not a.startswith("resume=")]
+    flags, new, args = [], [], iter(argv[1:])
+    for a in args:
+        if a.startswith("-"):  # Hydra's flags; some take the next word as their value (`--cfg job`)
+            flags += [a, next(args, "")] if a in VALUE_FLAGS else [a]
+        elif not a.startswith("resume="):
+            new.append(a)
     old = [o for o in (yaml.safe_load(saved.read_text()) or [])
            if key(o) != "resume" and key(o) not in {key(n) for n in new}]
     quoted = str(run_dir).replace("'", "\\'")
