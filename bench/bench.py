@@ -1,6 +1,6 @@
 """Speed benchmark: the tutorial's training loop against this project's default training, in one run.
 
-    make bench                       # or: python bench/bench.py [--reps 3]
+    make bench                       # or: python bench/bench.py [--reps 5]
 
 (a) the tutorial's setup, re-implemented faithfully: batch 4, per-sample PIL -> ToTensor -> Normalize
     through a DataLoader with 2 workers, SGD lr 0.001 momentum 0.9, a full pass over the 10,000 test
@@ -27,11 +27,11 @@ sys.path.insert(0, str(ROOT / "src"))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
-from hydra.utils import instantiate  # noqa: E402
+from hydra.utils import execution_whitelist, instantiate  # noqa: E402
 from omegaconf import open_dict  # noqa: E402
 
 from fashionlab.data import FashionMNIST, PerSampleDataset  # noqa: E402
-from fashionlab.hydra_setup import register_resolvers  # noqa: E402
+from fashionlab.hydra_setup import EXECUTION_WHITELIST, register_resolvers  # noqa: E402
 from fashionlab.models import LeNet5  # noqa: E402
 from fashionlab.run import build  # noqa: E402
 from fashionlab.training import evaluate, new_progress  # noqa: E402
@@ -90,18 +90,39 @@ def tutorial(train_x, train_y, test_x, test_y, batches: int) -> dict:
     return {"images_per_s": batches * 4 / train_s, "val_pass_s": val_s, "epoch_s": epoch_s}
 
 
-def project_default(tmp: Path) -> dict:
-    """conf/train.yaml's defaults, built as src/train.py builds them; test accuracy read after each epoch."""
-    with initialize_config_dir(str(ROOT / "conf"), version_base=None):
+def timed(method, total: list):
+    """`method`, adding the seconds each call takes to total[0]."""
+    def call(*args, **kwargs):
+        t = time.perf_counter()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            total[0] += time.perf_counter() - t
+    return call
+
+
+def default_training(tmp: Path):
+    """conf/train.yaml's defaults, built as src/train.py builds them, logging to `tmp`."""
+    with initialize_config_dir(str(ROOT / "conf")), execution_whitelist(EXECUTION_WHITELIST):
         cfg = compose("train", overrides=["trainer.progress_bar=false", f"paths.data_dir={ROOT}/data"])
-    with open_dict(cfg):
-        cfg.logging.log_dir = str(tmp)
-    torch.manual_seed(cfg.seed)
-    trainer = instantiate(cfg.trainer)
-    data, model, optimizer, scheduler = build(cfg, trainer, torch.device("cpu"))
-    epochs = trainer.max_epochs
-    logger = instantiate(cfg.logging)
+        with open_dict(cfg):
+            cfg.logging.log_dir = str(tmp)
+        torch.manual_seed(cfg.seed)
+        trainer = instantiate(cfg.trainer)
+        data, model, optimizer, scheduler = build(cfg, trainer, torch.device("cpu"))
+        logger = instantiate(cfg.logging)
     logger.open()
+    return cfg, trainer, data, model, optimizer, scheduler, logger
+
+
+def project_default(tmp: Path) -> dict:
+    """The default training, epoch by epoch; test accuracy read after each epoch."""
+    cfg, trainer, data, model, optimizer, scheduler, logger = default_training(tmp)
+    epochs = trainer.max_epochs
+    # What the loop spends on bookkeeping: scalar logging and the end-of-epoch checkpoint (which flushes the log).
+    bookkeeping = [0.0]
+    logger.log_scalars = timed(logger.log_scalars, bookkeeping)
+    trainer.save = timed(trainer.save, bookkeeping)
     order = torch.Generator().manual_seed(cfg.seed)
     progress = new_progress(epochs * data.steps_per_epoch(), cfg.model._target_)
     curve = []
@@ -114,21 +135,45 @@ def project_default(tmp: Path) -> dict:
     return {"images_per_s": progress["images"] / progress["train_time_s"],
             "epoch_s": progress["epoch_time_s"] / epochs, "train_s": progress["train_time_s"],
             "time_to_target_s": reach, "test_acc": curve[-1][2], "epochs": epochs,
-            "batch_size": data.batch_size}
+            "bookkeeping_share": bookkeeping[0] / progress["epoch_time_s"],
+            "batch_size": data.batch_size, "log_every": trainer.log_every_n_steps}
 
 
-def help_seconds(reps: int = 5) -> float:
+def profile_default(tmp: Path, rows: int = 12) -> str:
+    """Where one epoch of the default training spends its time, per operator (torch.profiler): a markdown table."""
+    from torch.profiler import profile
+
+    cfg, trainer, data, model, optimizer, scheduler, logger = default_training(tmp)
+    order = torch.Generator().manual_seed(cfg.seed)
+    progress = new_progress(trainer.max_epochs * data.steps_per_epoch(), cfg.model._target_)
+    trainer.max_epochs = 1
+    with profile(record_shapes=True) as prof:
+        trainer.fit(model, data, optimizer, scheduler, logger, progress, order, tmp / "ckpt", cfg.objective)
+    logger.close()
+    steps = progress["step"]
+    # Grouped by input shape, so conv1 and conv2 (and the two pools) get a row each.
+    ops = sorted(prof.key_averages(group_by_input_shape=True), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in ops)
+    lines = ["| operator (self time) | first input | ms per step | share |", "|---|---|---|---|"]
+    lines += [f"| `{e.key}` | {e.input_shapes[0] if e.input_shapes else ''} | "
+              f"{e.self_cpu_time_total / steps / 1e3:.2f} | {e.self_cpu_time_total / total:.0%} |" for e in ops[:rows]]
+    lines.append(f"| all operators | | {total / steps / 1e3:.2f} | 100% |")
+    return "\n".join(lines)
+
+
+def startup_seconds(*args: str, reps: int = 5) -> float:
+    """Wall time of `python src/train.py ARGS` (median): what a user waits for --help or --cfg job."""
     times = []
     for _ in range(reps):
         t = time.perf_counter()
-        subprocess.run([sys.executable, str(ROOT / "src/train.py"), "--help"], capture_output=True, check=True)
+        subprocess.run([sys.executable, str(ROOT / "src/train.py"), *args], capture_output=True, check=True)
         times.append(time.perf_counter() - t)
     return statistics.median(times)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--tutorial-batches", type=int, default=1000)
     args = parser.parse_args()
     register_resolvers()
@@ -152,8 +197,10 @@ def main() -> None:
               f"of training (final {ours[-1]['test_acc']:.4f})", flush=True)
     med = {k: statistics.median(r[k] for r in tut) for k in tut[0]}
     mine = {k: statistics.median(r[k] for r in ours) for k in ("images_per_s", "epoch_s", "time_to_target_s",
-                                                                 "test_acc", "train_s")}
-    help_s = help_seconds()
+                                                                 "test_acc", "train_s", "bookkeeping_share")}
+    help_s, cfg_s = startup_seconds("--help"), startup_seconds("--cfg", "job")
+    with tempfile.TemporaryDirectory() as tmp:
+        profile_table = profile_default(Path(tmp))
     rows = [
         ("training images/s", f"{med['images_per_s']:,.0f}", f"{mine['images_per_s']:,.0f}",
          f"{mine['images_per_s'] / med['images_per_s']:.1f}x"),
@@ -175,13 +222,23 @@ Measured by `make bench` (`python bench/bench.py --reps {args.reps}`) on {platfo
   validation pass ({med['val_pass_s']:.1f} s), extrapolated to 15,000 batches and 15 validations.
 - (b) `python src/train.py` defaults: LeNet-5, batch {ours[0]['batch_size']}, SGD + one-cycle, in-memory data,
   channels-last, {ours[0]['epochs']} epochs; test accuracy {mine['test_acc']:.4f} after {mine['train_s']:.1f} s of training.
+- Logging (scalars every {ours[0]['log_every']} steps) and the checkpoint after every epoch: {mine['bookkeeping_share']:.1%} of the
+  epoch time.
 - Time to reach {TARGET_ACC} test accuracy with the defaults: **{mine['time_to_target_s']:.1f} s** of training
   (test accuracy read after each epoch).
 - Machine: float32 matmul {gflops:.0f} GFLOP/s; LeNet-5 needs {lenet5_train_flops() / 1e6:.2f} MFLOP per training
   image, so the compute limit is {limit:,.0f} images/s; the default training reaches
   **{mine['images_per_s'] / limit:.1%}** of it.
-- `python src/train.py --help`: {help_s:.2f} s (median of 5).
+- `python src/train.py --help`: {help_s:.2f} s; `python src/train.py --cfg job`: {cfg_s:.2f} s (medians of 5).
 - GPU: not measured (no GPU machine was available to this task).
+
+## Where the default training's time goes
+
+One epoch of the default training (batch {ours[0]['batch_size']}) under `torch.profiler`: the most expensive operators by their
+own time, per step (the profiler adds some overhead to every operator; a backward operator's first input is the
+gradient of its output: 16 channels is conv2, 6 channels conv1):
+
+{profile_table}
 """
     (ROOT / "bench" / "RESULTS.md").write_text(report)
     print("\n" + report)
