@@ -4,6 +4,7 @@ Kept free of torch so that `python src/train.py --help` answers in well under a 
 """
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 from pathlib import Path
@@ -110,8 +111,10 @@ def prepare_argv(argv: list[str]) -> list[str]:
 
     flags, new, args = [], [], iter(argv[1:])
     for a in args:
-        if a.startswith("-"):  # Hydra's flags; some take the next word as their value (`--cfg job`)
-            flags += [a, next(args, "")] if a in VALUE_FLAGS else [a]
+        if a in VALUE_FLAGS:  # the next word is the flag's value (`--cfg job`)
+            flags += [a, *itertools.islice(args, 1)]
+        elif a.startswith("-"):
+            flags.append(a)
         elif not a.startswith("resume="):
             new.append(a)
     old = [o for o in (yaml.safe_load(saved.read_text()) or [])
