@@ -31,9 +31,10 @@ log = logging.getLogger(__name__)
 
 # Config sections that say where and how to run, not what is trained: left out of HPARAMS and compare.
 NOT_HPARAMS = {"paths", "logging", "resume", "objective", "data.root", "data.debian_dir", "data.num_workers",
-               "data.eval_batch_size", "data.in_memory", "data.split_seed", "model.num_classes", "scheduler.max_lr", "scheduler.cycle_momentum", "trainer.device",
-               "trainer.progress_bar", "trainer.threads", "trainer.log_every_n_steps", "trainer.val_every_n_steps",
-               "trainer.channels_last", "trainer.divergence_threshold", "trainer.deterministic"}
+               "data.eval_batch_size", "data.in_memory", "data.split_seed", "model.num_classes", "scheduler.max_lr",
+               "scheduler.cycle_momentum", "trainer.device", "trainer.progress_bar", "trainer.threads",
+               "trainer.log_every_n_steps", "trainer.val_every_n_steps", "trainer.channels_last",
+               "trainer.divergence_threshold", "trainer.deterministic"}
 
 
 def main(cfg: DictConfig) -> float:
