@@ -1,14 +1,21 @@
 # make train   set up (venv, Fashion-MNIST) and train the default LeNet-5;  ARGS="optimizer.lr=0.01" adds overrides
-# make test    the test suite (offline, small generated data, about 2 minutes on 2 cores)
+# make test    the whole test suite (offline, small generated data, a throwaway PostgreSQL; about 3 minutes on 2 cores)
+# make test-fast   the quick loop: everything but the tests that start processes and servers (under a minute)
+# make search [WORKERS=N]   the Optuna search (hparams_search=lenet5_optuna), N workers sharing one study
 # make bench   the speed benchmark against the tutorial's loop; writes bench/RESULTS.md
-# make compare DIR=multirun/<date>/<time>    leaderboard and plot of the runs under DIR
-# make tensorboard [DIR=outputs]
+# make bench-search   pruned vs. unpruned search, 1 vs. 2 workers; writes bench/SEARCH.md (about 30 minutes)
+# make compare DIR=multirun/lenet5_optuna    leaderboard and plot of the runs under DIR
+# make tensorboard [DIR=outputs]   and   make dashboard [STORAGE=...]   listen on 127.0.0.1 (HOST=0.0.0.0 opens them)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 DEBIAN_DATA := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+HOST ?= 127.0.0.1
+WORKERS ?= 1
+STUDY ?= lenet5_optuna
+STORAGE ?= multirun/$(STUDY)/optuna.journal
 
-.PHONY: install data train test bench compare tensorboard clean
+.PHONY: install data train test test-fast search bench bench-search compare tensorboard dashboard clean
 
 install: $(VENV)/.installed
 
@@ -37,14 +44,31 @@ train: install data
 test: install
 	$(PY) -m pytest -q
 
+test-fast: install
+	$(PY) -m pytest -q -m "not slow"
+
+# N workers on one study: each asks the study for trials until it holds n_trials; Ctrl-C stops them all.
+search: install data
+	@pids=""; trap 'kill -INT $$pids 2>/dev/null; wait' INT TERM; \
+	for i in $$(seq 1 $(WORKERS)); do \
+		$(PY) src/train.py -m hparams_search=$(STUDY) $(ARGS) & pids="$$pids $$!"; \
+	done; \
+	status=0; for p in $$pids; do wait $$p || status=$$?; done; exit $$status
+
 bench: install data
 	$(PY) bench/bench.py $(ARGS)
+
+bench-search: install data
+	$(PY) bench/search_bench.py $(ARGS)
 
 compare: install
 	$(PY) src/compare.py $(DIR)
 
 tensorboard: install
-	$(VENV)/bin/tensorboard --logdir $(or $(DIR),outputs)
+	$(VENV)/bin/tensorboard --logdir $(or $(DIR),outputs) --host $(HOST)
+
+dashboard: install
+	$(VENV)/bin/optuna-dashboard --host $(HOST) $(STORAGE)
 
 clean:
 	rm -rf outputs multirun .pytest_cache

@@ -34,7 +34,7 @@ from fashionlab.data import FashionMNIST, PerSampleDataset  # noqa: E402
 from fashionlab.hydra_setup import EXECUTION_WHITELIST, register_resolvers  # noqa: E402
 from fashionlab.models import LeNet5  # noqa: E402
 from fashionlab.run import build  # noqa: E402
-from fashionlab.training import evaluate, new_progress  # noqa: E402
+from fashionlab.training import evaluate  # noqa: E402
 
 TARGET_ACC = 0.89
 
@@ -107,50 +107,46 @@ def default_training(tmp: Path):
         cfg = compose("train", overrides=["trainer.progress_bar=false", f"paths.data_dir={ROOT}/data"])
         with open_dict(cfg):
             cfg.logging.log_dir = str(tmp)
-        torch.manual_seed(cfg.seed)
         trainer = instantiate(cfg.trainer)
-        data, model, optimizer, scheduler = build(cfg, trainer, torch.device("cpu"))
-        logger = instantiate(cfg.logging)
-    logger.open()
-    return cfg, trainer, data, model, optimizer, scheduler, logger
+        trainer.prepare(cfg.seed)
+        build(cfg, trainer, tmp)
+    trainer.logger.open()
+    return trainer
 
 
 def project_default(tmp: Path) -> dict:
     """The default training, epoch by epoch; test accuracy read after each epoch."""
-    cfg, trainer, data, model, optimizer, scheduler, logger = default_training(tmp)
+    trainer = default_training(tmp)
     epochs = trainer.max_epochs
     # What the loop spends on bookkeeping: scalar logging and the end-of-epoch checkpoint (which flushes the log).
     bookkeeping = [0.0]
-    logger.log_scalars = timed(logger.log_scalars, bookkeeping)
+    trainer.logger.log_scalars = timed(trainer.logger.log_scalars, bookkeeping)
     trainer.save = timed(trainer.save, bookkeeping)
-    order = torch.Generator().manual_seed(cfg.seed)
-    progress = new_progress(epochs * data.steps_per_epoch(), cfg.model._target_)
     curve = []
     for epoch in range(1, epochs + 1):
         trainer.max_epochs = epoch
-        trainer.fit(model, data, optimizer, scheduler, logger, progress, order, tmp / "ckpt", cfg.objective)
-        curve.append((progress["train_time_s"], progress["epoch_time_s"], evaluate(model, data, "test")["test/acc"]))
-    logger.close()
+        trainer.fit()
+        p = trainer.progress
+        curve.append((p.train_time_s, p.epoch_time_s, evaluate(trainer.model, trainer.data, "test")["test/acc"]))
+    trainer.logger.close()
+    p = trainer.progress
     reach = next((train_s for train_s, _, acc in curve if acc >= TARGET_ACC), float("nan"))
-    return {"images_per_s": progress["images"] / progress["train_time_s"],
-            "epoch_s": progress["epoch_time_s"] / epochs, "train_s": progress["train_time_s"],
+    return {"images_per_s": p.images_per_s, "epoch_s": p.epoch_time_s / epochs, "train_s": p.train_time_s,
             "time_to_target_s": reach, "test_acc": curve[-1][2], "epochs": epochs,
-            "bookkeeping_share": bookkeeping[0] / progress["epoch_time_s"],
-            "batch_size": data.batch_size, "log_every": trainer.log_every_n_steps}
+            "bookkeeping_share": bookkeeping[0] / p.epoch_time_s,
+            "batch_size": trainer.data.batch_size, "log_every": trainer.log_every_n_steps}
 
 
 def profile_default(tmp: Path, rows: int = 12) -> str:
     """Where one epoch of the default training spends its time, per operator (torch.profiler): a markdown table."""
     from torch.profiler import profile
 
-    cfg, trainer, data, model, optimizer, scheduler, logger = default_training(tmp)
-    order = torch.Generator().manual_seed(cfg.seed)
-    progress = new_progress(trainer.max_epochs * data.steps_per_epoch(), cfg.model._target_)
+    trainer = default_training(tmp)
     trainer.max_epochs = 1
     with profile(record_shapes=True) as prof:
-        trainer.fit(model, data, optimizer, scheduler, logger, progress, order, tmp / "ckpt", cfg.objective)
-    logger.close()
-    steps = progress["step"]
+        trainer.fit()
+    trainer.logger.close()
+    steps = trainer.progress.step
     # Grouped by input shape, so conv1 and conv2 (and the two pools) get a row each.
     ops = sorted(prof.key_averages(group_by_input_shape=True), key=lambda e: e.self_cpu_time_total, reverse=True)
     total = sum(e.self_cpu_time_total for e in ops)

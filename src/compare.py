@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from fashionlab.compare import leaderboard, load_runs, plot  # noqa: E402
+from fashionlab.leaderboard import leaderboard, load_runs, plot  # noqa: E402
 
 
 def main() -> int:

@@ -1,12 +1,19 @@
-"""Shared helpers: tiny Fashion-MNIST-format IDX files, and running src/train.py as a user would."""
+"""Shared helpers: tiny Fashion-MNIST-format IDX files, running src/train.py as a user would, reading back what
+runs wrote (metrics.json, TensorBoard events, the study), a real tensorboard server, a throwaway PostgreSQL."""
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
+import shutil
+import socket
 import struct
 import subprocess
 import sys
+import tempfile
+import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +21,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+SMOKE = ("experiment=smoke",)  # a fast, offline configuration: synthetic data, one epoch, no progress bar
+SEARCH = ("hparams_search=lenet5_optuna",)
 
 
 def write_idx_gz(folder: Path, n_train: int = 600, n_test: int = 200, seed: int = 0) -> Path:
@@ -36,17 +45,31 @@ def idx_dir(tmp_path_factory) -> Path:
     return write_idx_gz(tmp_path_factory.mktemp("debian") / "fashion-mnist")
 
 
-def train(*args: str, tmp: Path, timeout: float = 120, check: bool = True, env: dict | None = None,
-          script: str = "src/train.py") -> subprocess.CompletedProcess:
-    """Run `python src/train.py ARGS` with its outputs under tmp; assert success unless check=False."""
+def command(*args: str, tmp: Path, script: str = "src/train.py") -> list[str]:
     cmd = [sys.executable, str(ROOT / script), *args]
     if script == "src/train.py":
         cmd += [f"paths.output_dir={tmp}/outputs", f"paths.multirun_dir={tmp}/multirun"]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})})
+    return cmd
+
+
+def environment(env: dict | None = None) -> dict:
+    return {**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
+
+
+def train(*args: str, tmp: Path, timeout: float = 120, check: bool = True, env: dict | None = None,
+          script: str = "src/train.py") -> subprocess.CompletedProcess:
+    """Run `python src/train.py ARGS` with its outputs under tmp; assert success unless check=False."""
+    cmd = command(*args, tmp=tmp, script=script)
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=environment(env))
     if check:
         assert proc.returncode == 0, f"{cmd} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc
+
+
+def start(*args: str, tmp: Path, env: dict | None = None) -> subprocess.Popen:
+    """`python src/train.py ARGS` in the background, output (text) in proc.stdout."""
+    return subprocess.Popen(command(*args, tmp=tmp), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=environment(env))
 
 
 def run_dirs(root: Path) -> list[Path]:
@@ -57,5 +80,145 @@ def metrics(run_dir: Path) -> dict:
     return json.loads((run_dir / "metrics.json").read_text())
 
 
-# A fast, offline configuration: synthetic data, one epoch, no progress bar.
-SMOKE = ("experiment=smoke",)
+def events(run_dir: Path, **guidance):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "tensors": 0, **guidance})
+    acc.Reload()
+    return acc
+
+
+def journal(tmp: Path, name: str = "lenet5_optuna") -> Path:
+    """Where the preset keeps study `name` (its folder under multirun/)."""
+    return tmp / "multirun" / name / "optuna.journal"
+
+
+def load_study(storage, name: str = "lenet5_optuna"):
+    """The study, as a user would open it: a journal file path or a database URL."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    if "://" not in str(storage):
+        storage = JournalStorage(JournalFileBackend(str(storage)))
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(url: str, body: dict | None = None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def poll(read, done, timeout: float = 60, every: float = 0.3):
+    """read() until done(value) (or the time is up); return the last value. Servers and studies take a moment to
+    appear: until then read() may raise, which counts as not done."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            value = read()
+        except Exception:  # noqa: BLE001 - not there yet (a server starting, a study not yet created)
+            value = None
+        if (value is not None and done(value)) or time.time() > deadline:
+            return value
+        time.sleep(every)
+
+
+@contextlib.contextmanager
+def server(args: list[str], ready: str, timeout: float = 60):
+    """Start a web server (tensorboard, optuna-dashboard) on a free loopback port; yield its base URL."""
+    port = free_port()
+    proc = subprocess.Popen([*args, "--host", "127.0.0.1", "--port", str(port)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                get(base + ready)
+                break
+            except OSError:
+                time.sleep(0.3)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def tensorboard(logdir: Path):
+    return server([str(Path(sys.executable).parent / "tensorboard"), "--logdir", str(logdir)],
+                  "/data/plugins_listing")
+
+
+def session_groups(base: str) -> list[dict]:
+    """The HPARAMS table as the dashboard asks for it: one group per run."""
+    body = {"experimentName": "", "startIndex": 0, "sliceSize": 100, "colParams": [],
+            "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"],
+            "aggregationType": "AGGREGATION_AVG"}
+    return get(f"{base}/data/plugin/hparams/session_groups", body)["sessionGroups"]
+
+
+class Postgres:
+    """A throwaway PostgreSQL server on a loopback port that asks for a password (scram-sha-256)."""
+
+    BIN = Path("/usr/lib/postgresql/15/bin")
+    USER, PASSWORD = "fashionlab", "s3cret-Pa55"
+
+    def __init__(self):
+        self.dir = Path(tempfile.mkdtemp(prefix="fashionlab-pg-"))
+        self.dir.chmod(0o711)
+        self.data, self.port = self.dir / "data", free_port()
+        shutil.chown(self.dir, "postgres", "postgres")
+        (self.dir / "pw").write_text(self.PASSWORD + "\n")
+        shutil.chown(self.dir / "pw", "postgres")
+        self._as_postgres(self.BIN / "initdb", "-D", self.data, "-U", "postgres", "--auth-local=trust",
+                          "--auth-host=scram-sha-256", "--no-sync")
+        self.start()
+        self.psql(f"CREATE ROLE {self.USER} LOGIN PASSWORD '{self.PASSWORD}'")
+
+    def _as_postgres(self, *args) -> subprocess.CompletedProcess:
+        cmd = [str(a) for a in args]
+        if os.geteuid() == 0:  # the server refuses to run as root
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        return subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=self.dir)
+
+    def start(self) -> None:
+        self._as_postgres(self.BIN / "pg_ctl", "-D", self.data, "-l", self.dir / "log", "-w", "-o",
+                          f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+
+    def stop(self) -> None:
+        self._as_postgres(self.BIN / "pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop")
+
+    def psql(self, sql: str, db: str = "postgres") -> str:
+        return self._as_postgres("psql", "-h", self.dir, "-p", self.port, "-U", "postgres", "-d", db, "-tAc",
+                                 sql).stdout
+
+    def database(self, name: str) -> str:
+        """A fresh, empty database owned by the user; its URL without the password."""
+        self.psql(f"CREATE DATABASE {name} OWNER {self.USER}")
+        return f"postgresql+psycopg2://{self.USER}@127.0.0.1:{self.port}/{name}"
+
+    def url(self, name: str) -> str:
+        """The same URL with the password in it."""
+        return self.database(name).replace(f"{self.USER}@", f"{self.USER}:{self.PASSWORD}@")
+
+    def close(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    if not (Postgres.BIN / "initdb").exists():
+        pytest.fail("PostgreSQL 15 is not installed (apt-get install postgresql; .ci/run does this)")
+    pg = Postgres()
+    yield pg
+    pg.close()

@@ -72,6 +72,7 @@ def test_untrusted_target_is_refused():
         instantiate(cfg.model)
 
 
+@pytest.mark.slow
 def test_cli_errors_are_one_paragraph(tmp_path):
     """Through the real command line: each mistake exits non-zero, names the problem, and shows no traceback."""
     cases = {

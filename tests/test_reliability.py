@@ -1,19 +1,18 @@
 """Faults with real processes: SIGKILL and SIGINT mid-run, resume, corrupt checkpoints, bad data; reproducibility."""
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import ROOT, metrics, run_dirs, train
+from conftest import events, metrics, run_dirs, start, train
+
+pytestmark = pytest.mark.slow
 
 # Synthetic data big enough for an epoch to last about a second: time to kill a run inside epoch 2.
 LONG = ("data=synthetic", "data.num_train=12000", "data.batch_size=100", "trainer.max_epochs=2",
@@ -27,12 +26,6 @@ def reference(tmp_path_factory) -> dict:
     train(*LONG, tmp=tmp)
     (run,) = run_dirs(tmp / "outputs")
     return metrics(run)
-
-
-def start(tmp: Path, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(ROOT / "src/train.py"), *LONG, *extra,
-                             f"paths.output_dir={tmp}/outputs"], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
 
 
 def wait_for_first_checkpoint(tmp: Path, proc: subprocess.Popen) -> Path:
@@ -51,13 +44,12 @@ def saved_progress(run: Path) -> dict:
 
 
 def scalar_steps(run: Path) -> dict[str, list[int]]:
-    acc = EventAccumulator(str(run), size_guidance={"scalars": 0})
-    acc.Reload()
+    acc = events(run)
     return {tag: [e.step for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 
 
 def test_sigkill_in_epoch_2_then_resume_matches_an_uninterrupted_run(tmp_path, reference):
-    proc = start(tmp_path)
+    proc = start(*LONG, tmp=tmp_path)
     run = wait_for_first_checkpoint(tmp_path, proc)
     time.sleep(0.4)
     proc.kill()
@@ -74,7 +66,7 @@ def test_sigkill_in_epoch_2_then_resume_matches_an_uninterrupted_run(tmp_path, r
 
 
 def test_sigint_writes_a_checkpoint_prints_how_to_resume_and_exits_nonzero(tmp_path, reference):
-    proc = start(tmp_path)
+    proc = start(*LONG, tmp=tmp_path)
     run = wait_for_first_checkpoint(tmp_path, proc)
     time.sleep(0.3)
     proc.send_signal(signal.SIGINT)

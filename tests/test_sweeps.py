@@ -1,29 +1,41 @@
-"""Sweeps: grid multiruns and Optuna searches, one TensorBoard run per trial, failures, parallel trials, compare."""
+"""Sweeps: grid multiruns, and Optuna searches with the project's sweeper: pruning, failures, joblib, compare."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
-import time
+from pathlib import Path
 
 import optuna
 import pytest
+import torch
 import yaml
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 
-from conftest import ROOT, SMOKE, metrics, run_dirs, train
-from test_train import free_port, get
+from conftest import (ROOT, SEARCH, SMOKE, events, get, journal, load_study, metrics, poll, run_dirs,
+                      session_groups, tensorboard, train)
 
-SEARCH = ("hparams_search=lenet5_optuna",)
+pytestmark = pytest.mark.slow
+State = optuna.trial.TrialState
+# A search where pruning certainly happens: two learning rates on a grid, all else fixed, and a pruner of the
+# user's own (conf/hydra/sweeper/pruner/threshold.yaml on the search path) that stops any trial under 0.5.
+FIXED = ("optimizer=sgd", "optimizer.weight_decay=0", "data.batch_size=32", "model.conv2_channels=16",
+         "model.fc1_features=120")
+PRUNING = (*SMOKE, *SEARCH, "trainer.max_epochs=2", "hydra/sweeper/sampler=grid", "hydra/sweeper/pruner=threshold",
+           *FIXED, "optimizer.lr=choice(0.05,0.0000001)")
 
 
-def study(tmp, name="lenet5_optuna"):
-    return optuna.load_study(study_name=name, storage=f"sqlite:///{tmp}/multirun/optuna/{name}.db")
+@pytest.fixture
+def user_conf(tmp_path) -> str:
+    pruners = tmp_path / "conf" / "hydra" / "sweeper" / "pruner"
+    pruners.mkdir(parents=True)
+    (pruners / "threshold.yaml").write_text("_target_: optuna.pruners.ThresholdPruner\nlower: 0.5\n")
+    return f"hydra.searchpath=[file://{tmp_path}/conf]"
 
 
-def events(run_dir):
-    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
-    acc.Reload()
-    return acc
+def session_status(run_dir: Path) -> int:
+    content = events(run_dir).PluginTagToContent("hparams")["_hparams_/session_end_info"]
+    return plugin_data_pb2.HParamsPluginData.FromString(content).session_end_info.status
 
 
 def test_grid_multirun_writes_a_named_run_per_job_and_compare_ranks_them(tmp_path):
@@ -53,76 +65,88 @@ def test_compare_says_when_there_are_no_runs(tmp_path):
     assert proc.returncode == 1 and "no runs under" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_optuna_search_logs_every_trial_and_continues_its_study(tmp_path):
-    train("-m", *SMOKE, *SEARCH, "hydra.sweeper.n_trials=3", tmp=tmp_path)
-    first = study(tmp_path).trials
-    assert [t.state for t in first] == [optuna.trial.TrialState.COMPLETE] * 3
-    (sweep,) = (tmp_path / "multirun").glob("2*/*")
-    result = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+def test_a_pruned_trial_is_pruned_in_the_study_its_record_tensorboard_and_the_leaderboard(tmp_path, user_conf):
+    out = train("-m", *PRUNING, user_conf, tmp=tmp_path).stdout
+    trials = {t.params["optimizer.lr"]: t for t in load_study(journal(tmp_path)).trials}
+    good, bad = trials[0.05], trials[1e-7]
+    assert good.state == State.COMPLETE and bad.state == State.PRUNED and list(bad.intermediate_values) == [1]
+    assert f"trial {bad.number} pruned after epoch 1" in out and "of 2 trials" in out  # the progress line
+
+    study_dir = tmp_path / "multirun" / "lenet5_optuna"  # one folder per study, one run folder per trial
+    by_trial = {metrics(r)["trial"]: r for r in run_dirs(study_dir)}
+    assert sorted(p.name for p in by_trial.values()) == sorted([f"{good.number:03d}_lr=0.05",
+                                                               f"{bad.number:03d}_lr=1e-07"])
+    pruned = metrics(by_trial[bad.number])
+    assert pruned["status"] == "pruned" and pruned["study"] == "lenet5_optuna" and pruned["epochs"] == 1
+    assert pruned["val/acc"] == bad.intermediate_values[1] and "test/acc" not in pruned
+    assert metrics(by_trial[good.number])["status"] == "completed"
+    # It stopped at once, with its checkpoint written and its TensorBoard run closed with an outcome.
+    ckpt = torch.load(by_trial[bad.number] / "checkpoints" / "last.pt", weights_only=True)
+    assert ckpt["progress"]["epoch"] == 1
+    assert session_status(by_trial[bad.number]) == api_pb2.Status.Value("STATUS_SUCCESS")
+
+    board = train(str(study_dir), tmp=tmp_path, script="src/compare.py").stdout.splitlines()
+    assert board[0].split()[:4] == ["#", "run", "optimizer.lr", "best"]  # only what differs
+    assert [row.split()[1] for row in board[2:4]] == [str(good.number), str(bad.number)]
+    assert board[2].split()[-1] == "completed" and board[3].split()[-1] == "pruned" and "1/2" in board[3]
+    sweep_run = events(study_dir / "_sweep")
+    assert [(e.step, e.value) for e in sweep_run.Scalars("sweep/pruned_val/acc")] == [
+        (bad.number, pytest.approx(bad.value))]
+    assert [e.step for e in sweep_run.Scalars("sweep/val/acc")] == [good.number]
+
+    with tensorboard(study_dir) as base:  # what a user sees in HPARAMS: the searched parameter first, the status
+        groups = poll(lambda: session_groups(base), lambda g: len(g) == 2)
+        assert {g["hparams"]["status"] for g in groups} == {"completed", "pruned"}
+        experiment = get(f"{base}/data/plugin/hparams/experiment", {"experimentName": ""})
+        assert experiment["hparamInfos"][0]["name"] == "optimizer.lr"
+
+
+def test_an_optuna_search_continues_its_study_up_to_n_trials(tmp_path):
+    train("-m", *SMOKE, *SEARCH, "hydra.sweeper.n_trials=2", tmp=tmp_path)
+    first = load_study(journal(tmp_path)).trials
+    assert [t.state for t in first] == [State.COMPLETE] * 2
+    result = yaml.safe_load((tmp_path / "multirun" / "lenet5_optuna" / "optimization_results.yaml").read_text())
     assert result["best_value"] == max(t.value for t in first)
 
-    port = free_port()  # what a user sees: one HPARAMS row per trial, with its parameters
-    server = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", str(sweep),
-                               "--host", "127.0.0.1", "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        body = {"experimentName": "", "startIndex": 0, "sliceSize": 100, "colParams": [],
-                "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"],
-                "aggregationType": "AGGREGATION_AVG"}
-        deadline, groups = time.time() + 60, []
-        while time.time() < deadline and len(groups) < 3:
-            try:
-                groups = get(f"http://127.0.0.1:{port}/data/plugin/hparams/session_groups", body)["sessionGroups"]
-            except OSError:
-                time.sleep(0.5)
-        assert sorted(g["hparams"]["optimizer.lr"] for g in groups) == sorted(t.params["optimizer.lr"] for t in first)
-    finally:
-        server.terminate()
-        server.wait(10)
+    train("-m", *SMOKE, *SEARCH, "hydra.sweeper.n_trials=3", tmp=tmp_path)  # n_trials is the study's total
+    trials = load_study(journal(tmp_path)).trials
+    assert [t.number for t in trials] == [0, 1, 2]
+    assert trials[2].params not in [t.params for t in first]  # seeded by trial number: a new draw
+    assert len(run_dirs(tmp_path / "multirun" / "lenet5_optuna")) == 3
 
-    train("-m", *SMOKE, *SEARCH, "hydra.sweeper.n_trials=1", tmp=tmp_path)  # the same search again
-    trials = study(tmp_path).trials
-    assert len(trials) == 4
-    old = {tuple(sorted(t.params.items())) for t in first}
-    assert all(tuple(sorted(t.params.items())) not in old for t in trials[3:])  # new draws, not repeats
+    out = train("-m", *SMOKE, *SEARCH, "hydra.sweeper.n_trials=3", tmp=tmp_path).stdout
+    assert "nothing more to start" in out and len(load_study(journal(tmp_path)).trials) == 3
 
 
-def test_a_diverging_trial_is_recorded_as_failed_and_the_search_goes_on(tmp_path):
-    # A user's own search preset, as the README says: copy one and change it.
-    presets = tmp_path / "conf" / "hparams_search"
-    presets.mkdir(parents=True)
-    (presets / "diverge.yaml").write_text(
-        "# @package _global_\n"
-        "defaults:\n  - override /hydra/sweeper: optuna\n  - override /hydra/sweeper/sampler: tpe\n"
-        "hydra:\n  sweeper:\n    direction: maximize\n    study_name: diverge\n    storage: null\n"
-        "    n_trials: 3\n    max_failure_rate: 0.5\n    sampler:\n      seed: 0\n"
-        "    params:\n      optimizer.lr: choice(10000.0, 0.05)\n")  # seed 0 draws 0.05, 1e4, 0.05
-    train("-m", *SMOKE, "hparams_search=diverge", f"hydra.searchpath=[file://{tmp_path}/conf]",
-          tmp=tmp_path)
-    (sweep,) = (tmp_path / "multirun").glob("2*/*")
-    runs = run_dirs(sweep)
-    assert len(runs) == 3
-    by_lr = {metrics(r)["hparams"]["optimizer.lr"]: r for r in runs}
-    assert metrics(by_lr[10000.0])["status"] == "diverged"
-    assert metrics(by_lr[10000.0])["objective"]["value"] is None
-    assert metrics(by_lr[0.05])["status"] == "completed"
-    result = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
-    assert result["best_params"] == {"optimizer.lr": 0.05}
-    # Its TensorBoard run says so: the HPARAMS session ended with a failure status.
-    from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
-    content = events(by_lr[10000.0]).PluginTagToContent("hparams")["_hparams_/session_end_info"]
-    status = plugin_data_pb2.HParamsPluginData.FromString(content).session_end_info.status
-    assert status == api_pb2.Status.Value("STATUS_FAILURE")
+def test_a_failing_trial_is_recorded_and_the_search_stops_past_its_failure_budget(tmp_path):
+    # A grid whose last trial diverges (the released sweeper crashes there, calling Study.stop outside optimize).
+    args = ("-m", *SMOKE, *SEARCH, "hydra/sweeper/sampler=grid", *FIXED, "optimizer.lr=choice(0.05,10000.0)",
+            "hydra.sweeper.storage=null")
+    train(*args, tmp=tmp_path)
+    runs = {metrics(r)["hparams"]["optimizer.lr"]: metrics(r) for r in run_dirs(tmp_path / "multirun")}
+    assert runs[10000.0]["status"] == "diverged" and runs[10000.0]["objective"]["value"] is None
+    assert runs[0.05]["status"] == "completed"
+    assert runs[10000.0]["trial"] == 1, "the diverging trial should be the grid's last"
+    sweep = tmp_path / "multirun" / "lenet5_optuna"
+    assert yaml.safe_load((sweep / "optimization_results.yaml").read_text())["best_params"]["optimizer.lr"] == 0.05
+    (diverged,) = [r for r in run_dirs(sweep) if metrics(r)["status"] == "diverged"]
+    assert session_status(diverged) == api_pb2.Status.Value("STATUS_FAILURE")
+
+    proc = train(*args, "hydra.sweeper.max_failure_rate=0", tmp=tmp_path / "strict", check=False)
+    assert proc.returncode == 3 and "The search stopped: 1 of its 2 trials failed" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
-def test_joblib_runs_trials_in_parallel_with_shared_out_threads(tmp_path):
-    train("-m", *SMOKE, *SEARCH, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.n_trials=2",
-          "data.num_train=4000", tmp=tmp_path, timeout=240)
+def test_joblib_prunes_trials_that_run_in_parallel_with_shared_out_threads(tmp_path, user_conf):
+    train("-m", *PRUNING, user_conf, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "data.num_train=4000",
+          tmp=tmp_path, timeout=240)
     runs = [metrics(r) for r in run_dirs(tmp_path / "multirun")]
-    assert len(runs) == 2 and all(r["status"] == "completed" for r in runs)
+    assert sorted(r["status"] for r in runs) == ["completed", "pruned"]
     (a, b) = runs
     assert a["started_at"] < b["ended_at"] and b["started_at"] < a["ended_at"]  # they overlapped
-    assert a["threads"] == b["threads"] == max(1, (__import__("os").cpu_count() or 1) // 2)
+    assert a["threads"] == b["threads"] == max(1, (os.cpu_count() or 1) // 2)
+    states = sorted(t.state.name for t in load_study(journal(tmp_path)).trials)
+    assert states == ["COMPLETE", "PRUNED"]
 
 
 def test_two_sweeps_started_together_get_their_own_directories(tmp_path):

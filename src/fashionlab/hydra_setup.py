@@ -5,12 +5,12 @@ Kept free of torch so that `python src/train.py --help` answers in well under a 
 from __future__ import annotations
 
 import itertools
-import os
-import sys
 from pathlib import Path
 
 import yaml
 from omegaconf import OmegaConf
+
+from fashionlab.status import fail
 
 # `instantiate` builds only these (Hydra 1.4's execution whitelist): a config naming `os.system`
 # as a _target_ is refused. `torch.optim.*` also covers the schedulers in torch.optim.lr_scheduler.
@@ -42,43 +42,9 @@ def unique_dir(path: str) -> str:
     return _claimed[path]
 
 
-def make_dir(path: str) -> str:
-    """Create `path` and return it (the Optuna SQLite file's folder must exist before Hydra makes any)."""
-    Path(path).mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def parallel_jobs(n_jobs) -> int:
-    """The launcher's n_jobs as a count (joblib's -1 means one per core): the trials to ask Optuna for at once."""
-    n = int(n_jobs)
-    return n if n > 0 else max(1, (os.cpu_count() or 1) + 1 + n)
-
-
-def study_seed(seed: int, storage: str | None, study_name: str) -> int:
-    """`seed` plus the trials the stored study already has.
-
-    TPE's first trials are random draws: with the same seed, a continued study would repeat them.
-    """
-    if not storage:
-        return int(seed)
-    import optuna
-
-    try:
-        return int(seed) + len(optuna.load_study(study_name=study_name, storage=storage).get_trials(deepcopy=False))
-    except KeyError:  # no such study yet
-        return int(seed)
-
-
 def register_resolvers() -> None:
-    for name, fn in (("unique_dir", unique_dir), ("mkdir", make_dir), ("parallel_jobs", parallel_jobs),
-                     ("study_seed", study_seed)):
-        if not OmegaConf.has_resolver(name):
-            OmegaConf.register_resolver(name, fn, use_cache=True)
-
-
-def _fail(message: str) -> None:
-    print(f"fashionlab: error: {message}", file=sys.stderr)
-    sys.exit(2)
+    if not OmegaConf.has_resolver("unique_dir"):
+        OmegaConf.register_resolver("unique_dir", unique_dir, use_cache=True)
 
 
 # Hydra's command-line flags that take a value as the next word.
@@ -97,13 +63,13 @@ def prepare_argv(argv: list[str]) -> list[str]:
         return argv
     run_dir = Path(resume[-1].split("=", 1)[1]).expanduser().resolve()
     if any(a in ("-m", "--multirun") for a in argv):
-        _fail("resume= continues one run; it cannot be combined with -m/--multirun.")
+        fail("resume= continues one run; it cannot be combined with -m/--multirun.")
     saved = run_dir / ".hydra" / "overrides.yaml"
     if not saved.is_file():
-        _fail(f"resume={run_dir} is not a fashionlab run directory (there is no {saved}). Pass the folder "
+        fail(f"resume={run_dir} is not a fashionlab run directory (there is no {saved}). Pass the folder "
               f"of the run to continue, e.g. resume=outputs/2026-01-31/12-00-00.")
     if not (run_dir / "checkpoints" / "last.pt").is_file():
-        _fail(f"resume={run_dir}: the run has no checkpoint (checkpoints/last.pt): it stopped before finishing "
+        fail(f"resume={run_dir}: the run has no checkpoint (checkpoints/last.pt): it stopped before finishing "
               f"its first epoch. Start a new run instead.")
 
     def key(override: str) -> str:

@@ -38,13 +38,13 @@ class TensorBoardLogger:
 
         self.writer = SummaryWriter(self.log_dir, purge_step=purge_step, flush_secs=self.flush_secs)
 
-    def log_start(self, model, data, hparams: dict, metric_tags: list[str], notes: dict[str, str]) -> None:
+    def log_start(self, model, data, notes: dict[str, str]) -> None:
         """The views written once, when a run starts (not again when it resumes)."""
         w = self.writer
-        images, labels = data.splits["train"]
         if self.images:
             from torchvision.utils import make_grid
 
+            images, _ = data.splits["train"]
             sample = images[:self.image_samples].unsqueeze(1).cpu()
             w.add_image("train/samples", make_grid(sample, nrow=8, padding=2, pad_value=255), 0)
         if self.graph:
@@ -63,12 +63,6 @@ class TensorBoardLogger:
         if self.text:
             for tag, body in notes.items():
                 w.add_text(tag, body, 0)
-        if self.hparams:
-            from torch.utils.tensorboard.summary import hparams as hparams_summaries
-
-            exp, ssi, _ = hparams_summaries(hparams, {tag: 0.0 for tag in metric_tags})
-            w.file_writer.add_summary(exp)
-            w.file_writer.add_summary(ssi)
         w.flush()
 
     def _embedding_sample(self, data):
@@ -94,15 +88,23 @@ class TensorBoardLogger:
         for tag, value in metrics.items():
             self.writer.add_scalar(tag, value, step)
 
-    def log_end(self, ok: bool) -> None:
-        """Close the HPARAMS session with its real status (torch always writes success)."""
+    def log_end(self, hparams: dict, ok: bool) -> None:
+        """The run's HPARAMS row, written when it ends so that its status is one of the columns.
+
+        No experiment summary: without one, TensorBoard builds the table from every run's row and puts
+        the hyperparameters that differ between runs first (one run's summary would fix the columns in
+        alphabetical order). torch always marks the session a success: the real outcome is written here.
+        """
         if not self.hparams:
             return
         from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
         from tensorboard.plugins.hparams.api_pb2 import Status
         from tensorboard.plugins.hparams.metadata import PLUGIN_DATA_VERSION, PLUGIN_NAME, SESSION_END_INFO_TAG
         from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData, SessionEndInfo
+        from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
+        _, session_start, _ = hparams_summaries(hparams, {})
+        self.writer.file_writer.add_summary(session_start)
         sei = SessionEndInfo(status=Status.Value("STATUS_SUCCESS" if ok else "STATUS_FAILURE"),
                              end_time_secs=time.time())
         content = HParamsPluginData(session_end_info=sei, version=PLUGIN_DATA_VERSION)

@@ -1,21 +1,29 @@
-"""The training loop: epochs over in-memory batches, validation, checkpoints, clean stops.
+"""The Trainer: one model's epochs over in-memory batches, validation, checkpoints and clean stops.
 
-Metrics stay on the device and are read once per logging interval, so the loop never waits on
-a host-device round trip per batch.
+It owns its settings (conf/trainer/default.yaml), the device, the components it trains and where it
+stands (`Progress`), so that run.py only says what to do: setup, fit, test. Metrics stay on the device
+and are read once per logging interval, so the loop never waits on a host-device round trip per batch.
 """
 from __future__ import annotations
 
 import logging
 import math
+import os
+import random
+import signal
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
 from fashionlab import checkpoint
+from fashionlab.config import pick_device
+from fashionlab.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +34,6 @@ class Diverged(Exception):
 
 class Interrupted(KeyboardInterrupt):
     """SIGINT/SIGTERM arrived; a checkpoint of the exact position was written."""
-
-
-def new_progress(total_steps: int, model_target: str) -> dict:
-    """Where a run stands: what Trainer.fit advances and a checkpoint saves."""
-    return {"epoch": 0, "batch": 0, "step": 0, "images": 0, "best": None, "metrics": {}, "train_time_s": 0.0,
-            "epoch_time_s": 0.0, "total_steps": total_steps, "model_target": model_target}
 
 
 @torch.inference_mode()
@@ -49,48 +51,100 @@ def evaluate(model: torch.nn.Module, data, split: str, autocast=nullcontext) -> 
 
 
 class Trainer:
-    """Runs epochs; conf/trainer/default.yaml builds it."""
+    """conf/trainer/default.yaml builds it; `setup` hands it the components; `fit` trains them."""
 
     def __init__(self, max_epochs: int = 10, device: str = "auto", precision: str = "32", compile: bool = False,
                  threads: int | None = None, channels_last: bool = True, log_every_n_steps: int = 20,
                  val_every_n_steps: int = 0, divergence_threshold: float = 1e4, deterministic: bool = False,
                  progress_bar: bool = True):
         self.max_epochs = max_epochs
+        self.device = pick_device(str(device))
         self.precision = str(precision)
         self.compile = compile
-        self.threads = threads  # run.py applies it before anything is built (shared out in parallel sweeps)
+        self.threads = threads
         self.channels_last = channels_last
         self.log_every_n_steps = log_every_n_steps
         self.val_every_n_steps = val_every_n_steps
         self.divergence_threshold = divergence_threshold
         self.deterministic = deterministic
         self.progress_bar = progress_bar
+        self.order = torch.Generator()  # the data order: its own stream, saved in checkpoints
         self.stop_signal: int | None = None  # set by the signal handler; checked after every batch
+        # Called after each epoch's checkpoint with (epoch, metrics); a search reports there, and may stop the run.
+        self.on_epoch_end: Callable[[int, dict], None] | None = None
 
-    def autocast(self, device: torch.device):
+    def prepare(self, seed: int, threads: int | None = None) -> None:
+        """Threads, seeds and determinism, before anything is built. `threads` is used if trainer.threads is null."""
+        threads = self.threads or threads
+        if threads:
+            torch.set_num_threads(int(threads))
+        random.seed(seed), np.random.seed(seed), torch.manual_seed(seed)
+        self.order.manual_seed(seed)
+        if self.deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True)
+            torch.backends.cudnn.benchmark = False
+
+    def setup(self, data, model: torch.nn.Module, optimizer, scheduler, logger, checkpoint_dir: Path,
+              objective) -> None:
+        """Take the components; `optimizer` and `scheduler` are partials that get the parameters and the plan."""
+        self.data, self.logger, self.checkpoint_dir = data, logger, Path(checkpoint_dir)
+        self.metric, self.mode = objective.metric, objective.mode
+        self.model = model.to(self.device)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.optimizer = optimizer(self.model.parameters())
+        self.make_scheduler = scheduler
+        total_steps = self.max_epochs * data.steps_per_epoch()
+        self.scheduler = scheduler(self.optimizer, total_steps=total_steps) if scheduler else None
+        target = f"{type(model).__module__}.{type(model).__qualname__}"
+        self.progress = Progress(total_steps=total_steps, model_target=target)
+
+    def autocast(self):
         if self.precision == "bf16":
-            return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+            return lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)
         return nullcontext
 
-    def fit(self, model, data, optimizer, scheduler, logger, progress: dict, order: torch.Generator,
-            checkpoint_dir: Path, objective) -> None:
-        """Train from `progress` (mutated in place) to max_epochs, checkpointing after every epoch."""
-        device = next(model.parameters()).device
-        autocast = self.autocast(device)
-        step_model = torch.compile(model) if self.compile else model
+    @contextmanager
+    def stop_on_signals(self):
+        """SIGINT/SIGTERM finish the batch, write a checkpoint and raise Interrupted (see fit)."""
+        def request_stop(signum, frame):
+            self.stop_signal = signum
+            log.warning(f"signal {signum}: stopping after this batch and writing a checkpoint")
+
+        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        for s in previous:
+            try:
+                signal.signal(s, request_stop)
+            except ValueError:  # not the main thread (some launchers): no clean stop, checkpoints still work
+                pass
+        try:
+            yield
+        finally:
+            for s, handler in previous.items():
+                try:
+                    signal.signal(s, handler)
+                except ValueError:
+                    pass
+
+    def fit(self) -> None:
+        """Train from where `progress` stands to max_epochs, checkpointing after every epoch."""
+        p, data, optimizer, scheduler = self.progress, self.data, self.optimizer, self.scheduler
+        autocast = self.autocast()
+        step_model = torch.compile(self.model) if self.compile else self.model
         steps_per_epoch = data.steps_per_epoch()
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
 
-        for epoch in range(progress["epoch"], self.max_epochs):
-            epoch_order = order.get_state()  # a mid-epoch checkpoint replays this epoch's permutation
-            skip = progress["batch"]
-            model.train()
-            zero = torch.zeros((), device=device)
+        for epoch in range(p.epoch, self.max_epochs):
+            epoch_order = self.order.get_state()  # a mid-epoch checkpoint replays this epoch's permutation
+            skip = p.batch
+            self.model.train()
+            zero = torch.zeros((), device=self.device)
             win_loss, win_correct, win_batches, win_images, epoch_images = zero.clone(), zero.clone(), 0, 0, 0
             start, val_time = time.perf_counter(), 0.0
             bar = tqdm(total=steps_per_epoch, initial=skip, desc=f"epoch {epoch + 1}/{self.max_epochs}",
                        disable=None if self.progress_bar else True, leave=False, dynamic_ncols=True)
-            for i, (x, y) in enumerate(data.train_batches(order, skip), start=skip):
+            for i, (x, y) in enumerate(data.train_batches(self.order, skip), start=skip):
                 with autocast():
                     logits = step_model(x.contiguous(memory_format=fmt))
                     loss = F.cross_entropy(logits.float(), y)
@@ -99,9 +153,8 @@ class Trainer:
                 optimizer.step()
                 if scheduler is not None:
                     scheduler.step()
-                progress["step"] += 1
-                progress["images"] += len(y)
-                step = progress["step"]
+                p.step += 1
+                p.images += len(y)
                 win_loss += loss.detach()
                 win_correct += (logits.detach().argmax(1) == y).sum()
                 win_batches += 1
@@ -109,71 +162,91 @@ class Trainer:
                 epoch_images += len(y)
                 bar.update()
 
-                if step % self.log_every_n_steps == 0 or i == steps_per_epoch - 1:
+                if p.step % self.log_every_n_steps == 0 or i == steps_per_epoch - 1:
                     train_loss = float(win_loss) / win_batches
                     if not math.isfinite(train_loss) or train_loss > self.divergence_threshold:
                         bar.close()
-                        raise Diverged(f"train/loss={train_loss:.4g} at step {step} (epoch {epoch + 1}): the run "
-                                       f"diverged (threshold trainer.divergence_threshold="
+                        raise Diverged(f"train/loss={train_loss:.4g} at step {p.step} (epoch {epoch + 1}): the "
+                                       f"run diverged (threshold trainer.divergence_threshold="
                                        f"{self.divergence_threshold:g}); lower optimizer.lr.")
                     metrics = {"train/loss": train_loss, "train/acc": float(win_correct) / win_images,
                                "train/lr": optimizer.param_groups[0]["lr"]}
-                    logger.log_scalars(metrics, step)
-                    progress["metrics"].update(metrics)
+                    self.logger.log_scalars(metrics, p.step)
+                    p.metrics.update(metrics)
                     elapsed = time.perf_counter() - start - val_time
                     bar.set_postfix(loss=f"{train_loss:.3f}", img_s=f"{epoch_images / max(elapsed, 1e-9):,.0f}")
                     win_loss.zero_(), win_correct.zero_()
                     win_batches = win_images = 0
 
-                if self.val_every_n_steps and step % self.val_every_n_steps == 0 and i != steps_per_epoch - 1:
+                if self.val_every_n_steps and p.step % self.val_every_n_steps == 0 and i != steps_per_epoch - 1:
                     t = time.perf_counter()
-                    logger.log_scalars(evaluate(model, data, "val", autocast), step)
-                    model.train()
+                    self.logger.log_scalars(evaluate(self.model, data, "val", autocast), p.step)
+                    self.model.train()
                     val_time += time.perf_counter() - t
 
                 if self.stop_signal is not None:
                     bar.close()
-                    progress["batch"] = i + 1
-                    progress["train_time_s"] += time.perf_counter() - start - val_time
-                    self.save(checkpoint_dir / "last.pt", model, optimizer, scheduler, progress, order,
-                              epoch_order, logger)
-                    raise Interrupted(f"signal {self.stop_signal} at step {step} (epoch {epoch + 1}, "
+                    p.batch = i + 1
+                    p.train_time_s += time.perf_counter() - start - val_time
+                    self.save("last.pt", order_state=epoch_order)
+                    raise Interrupted(f"signal {self.stop_signal} at step {p.step} (epoch {epoch + 1}, "
                                       f"batch {i + 1}/{steps_per_epoch})")
             bar.close()
             train_time = time.perf_counter() - start - val_time
 
             t = time.perf_counter()
-            metrics = evaluate(model, data, "val", autocast)
+            metrics = evaluate(self.model, data, "val", autocast)
             epoch_time = time.perf_counter() - start
-            progress["epoch"], progress["batch"] = epoch + 1, 0
-            progress["train_time_s"] += train_time
-            progress["epoch_time_s"] += epoch_time
+            p.epoch, p.batch = epoch + 1, 0
+            p.train_time_s += train_time
+            p.epoch_time_s += epoch_time
             metrics.update({"epoch": epoch + 1, "time/epoch_s": epoch_time,
                             "time/train_images_per_s": epoch_images / train_time,
                             "time/val_s": time.perf_counter() - t + val_time})
-            logger.log_scalars(metrics, progress["step"])
-            progress["metrics"].update(metrics)
-            value = metrics[objective.metric] if objective.metric in metrics else None
-            best = progress["best"]
-            improved = value is not None and (best is None or (value > best["value"] if objective.mode == "max"
-                                                                else value < best["value"]))
+            self.logger.log_scalars(metrics, p.step)
+            p.metrics.update(metrics)
+            improved = p.update_best(metrics, self.metric, self.mode)
+            log.info(f"epoch {epoch + 1}/{self.max_epochs}: train/loss {p.metrics['train/loss']:.4f}  "
+                     f"val/loss {metrics['val/loss']:.4f}  val/acc {metrics['val/acc']:.4f}  "
+                     f"{metrics['time/train_images_per_s']:,.0f} img/s  {epoch_time:.1f}s")
+            self.save("last.pt")
             if improved:
-                progress["best"] = {"value": value, "epoch": epoch + 1, "step": progress["step"]}
-            log.info(f"epoch {epoch + 1}/{self.max_epochs}: train/loss {progress['metrics']['train/loss']:.4f}  "
-                  f"val/loss {metrics['val/loss']:.4f}  val/acc {metrics['val/acc']:.4f}  "
-                  f"{metrics['time/train_images_per_s']:,.0f} img/s  {epoch_time:.1f}s")
-            self.save(checkpoint_dir / "last.pt", model, optimizer, scheduler, progress, order, order.get_state(),
-                      logger)
-            if improved:
-                checkpoint.copy(checkpoint_dir / "last.pt", checkpoint_dir / "best.pt")
+                checkpoint.copy(self.checkpoint_dir / "last.pt", self.checkpoint_dir / "best.pt")
+            if self.on_epoch_end is not None:  # after the checkpoint: a run stopped here loses nothing
+                self.on_epoch_end(epoch + 1, metrics)
 
-    def save(self, path, model, optimizer, scheduler, progress, order, order_state, logger) -> None:
+    def test(self) -> dict[str, float]:
+        """The test split, once, at the end; logged and kept in progress.metrics."""
+        metrics = evaluate(self.model, self.data, "test", self.autocast())
+        self.logger.log_scalars(metrics, self.progress.step)
+        self.progress.metrics.update(metrics)
+        return metrics
+
+    def save(self, name: str, order_state: torch.Tensor | None = None) -> None:
         # Flush first: events the checkpoint covers must be on disk before it, or a SIGKILL loses them.
-        logger.flush()
-        rng = checkpoint.rng_state(order)
-        rng["data_order"] = order_state
-        checkpoint.save(path, {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict() if scheduler is not None else None,
-            "progress": progress, "rng": rng, "model_target": progress["model_target"],
+        self.logger.flush()
+        rng = checkpoint.rng_state(self.order)
+        if order_state is not None:
+            rng["data_order"] = order_state
+        checkpoint.save(self.checkpoint_dir / name, {
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "progress": self.progress.state_dict(), "rng": rng, "model_target": self.progress.model_target,
         })
+
+    def restore(self, name: str = "last.pt") -> None:
+        """Continue from a checkpoint: weights, optimizer, schedule, progress and every RNG stream."""
+        state = checkpoint.load(self.checkpoint_dir / name, self.model, self.progress.model_target)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        saved = Progress.from_state_dict(state["progress"])
+        total_steps = self.progress.total_steps
+        if self.scheduler is not None and saved.total_steps == total_steps:
+            self.scheduler.load_state_dict(state["scheduler"])
+        elif self.scheduler is not None:  # e.g. a larger trainer.max_epochs: re-plan the schedule to the new end
+            log.warning(f"the learning-rate schedule was planned for {saved.total_steps} steps and is now "
+                        f"re-planned for {total_steps}; it continues from step {saved.step}")
+            self.scheduler = self.make_scheduler(self.optimizer, total_steps=total_steps, last_epoch=saved.step - 1)
+        checkpoint.set_rng_state(state["rng"], self.order)
+        saved.total_steps = total_steps
+        self.progress = saved

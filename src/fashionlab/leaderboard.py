@@ -1,0 +1,210 @@
+"""Compare runs: a leaderboard of every run under a folder, a plot, and the search-level TensorBoard run.
+
+Reads each run's metrics.json (written by every run and every trial: pruned and failed ones too). Ranked:
+completed runs by their objective, then pruned trials (stopped early, so not comparable with finished ones),
+then runs that failed. Kept free of torch except for writing the TensorBoard run.
+"""
+from __future__ import annotations
+
+import json
+import math
+from functools import cmp_to_key
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+
+from fashionlab.progress import is_better
+from fashionlab.status import Status
+
+SWEEP_RUN = "_sweep"  # the search-level TensorBoard run, beside the trials' runs
+_RANK = {Status.COMPLETED: 0, Status.PRUNED: 1}  # everything else after these
+
+
+def load_runs(root: Path) -> list[dict]:
+    runs = []
+    for f in sorted(root.rglob("metrics.json")):
+        run = json.loads(f.read_text())
+        run["dir"] = f.parent
+        run["name"] = str(f.parent.relative_to(root)) if f.parent != root else f.parent.name
+        runs.append(run)
+    return runs
+
+
+def objective(run: dict) -> float:
+    value = run["objective"]["value"]
+    return float("nan") if value is None else value
+
+
+def number(run: dict) -> int | None:
+    """The trial number in a study, else the job number in a multirun, else None (a single run)."""
+    return run.get("trial", run["job"].get("num"))
+
+
+def ranked(runs: list[dict]) -> list[dict]:
+    """Completed runs best first, then pruned trials best first, then the rest."""
+    mode = runs[0]["objective"]["mode"] if runs else "max"
+
+    def compare(a: dict, b: dict) -> int:
+        ra, rb = _RANK.get(a["status"], 2), _RANK.get(b["status"], 2)
+        if ra != rb:
+            return ra - rb
+        va, vb = objective(a), objective(b)
+        return -1 if is_better(va, vb, mode) else 1 if is_better(vb, va, mode) else 0
+    return sorted(runs, key=cmp_to_key(compare))
+
+
+def differing_keys(runs: list[dict]) -> list[str]:
+    """Hyperparameters that take more than one value among the runs, in the order runs list them (searched first)."""
+    keys = list(dict.fromkeys(k for r in runs for k in r["hparams"]))
+    return [k for k in keys if len({json.dumps(r["hparams"].get(k), sort_keys=True) for r in runs}) > 1]
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "-" if value is None else str(value)
+
+
+def leaderboard(runs: list[dict]) -> str:
+    keys = differing_keys(runs)
+    metric = runs[0]["objective"]["metric"]
+    header = ["#", "run", *keys, f"best {metric}", "test/acc", "epochs", "time_s", "status"]
+    rows = []
+    for i, r in enumerate(ranked(runs), 1):
+        name = str(number(r)) if number(r) is not None else r["name"]
+        epochs = f"{r['epochs']}/{r['max_epochs']}" if r.get("max_epochs") else str(r["epochs"])
+        rows.append([str(i), name, *[_fmt(r["hparams"].get(k)) for k in keys], _fmt(r["objective"]["value"]),
+                     _fmt(r.get("test/acc")), epochs, f"{r['wall_time_s']:.1f}", r["status"]])
+    widths = [max(len(row[c]) for row in [header, *rows]) for c in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *rows]]
+    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
+
+
+def most_important(runs: list[dict]) -> str | None:
+    """The hyperparameter that explains most of the objective's variance (adjusted correlation ratio).
+
+    Values are grouped (numbers into up to 4 quantile bins), so a setting that is bad both too high and too
+    low (a learning rate) counts as much as a monotone one. Only completed runs: a pruned value is not final.
+    """
+    ok = [r for r in runs if r["status"] == Status.COMPLETED and not math.isnan(objective(r))]
+    if len(ok) < 4:
+        return None
+    scores = {k: _explained([r["hparams"].get(k) for r in ok], [objective(r) for r in ok])
+              for k in differing_keys(ok)}
+    return max(scores, key=scores.get) if scores else None
+
+
+def _explained(values: list, y: list[float]) -> float:
+    """Epsilon squared: (between-group - (k-1) x within-group mean square) / (total + within mean square)."""
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values) and len(set(values)) > 4:
+        edges = sorted(values)
+        cuts = [edges[len(edges) * q // 4] for q in (1, 2, 3)]
+        keys = [sum(v >= c for c in cuts) for v in values]
+    else:
+        keys = [json.dumps(v, sort_keys=True) for v in values]
+    groups: dict = {}
+    for key, v in zip(keys, y):
+        groups.setdefault(key, []).append(v)
+    mean = sum(y) / len(y)
+    total = sum((v - mean) ** 2 for v in y)
+    between = sum(len(g) * (sum(g) / len(g) - mean) ** 2 for g in groups.values())
+    k, n = len(groups), len(y)
+    if k < 2 or n <= k or total == 0:
+        return 0.0
+    within_ms = (total - between) / (n - k)
+    return (between - (k - 1) * within_ms) / (total + within_ms)
+
+
+def in_order(runs: list[dict]) -> list[dict]:
+    """Trials in the order they were started (trial or job number), else by folder name."""
+    return sorted(runs, key=lambda r: (number(r) is None, number(r) or 0, r["name"]))
+
+
+def best_so_far(runs: list[dict], mode: str) -> list[float]:
+    """After each run (in order), the best objective of the completed runs so far."""
+    out, best = [], float("nan")
+    for r in runs:
+        if r["status"] == Status.COMPLETED and is_better(objective(r), best, mode):
+            best = objective(r)
+        out.append(best)
+    return out
+
+
+def plot(runs: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metric, mode = runs[0]["objective"]["metric"], runs[0]["objective"]["mode"]
+    ordered = in_order(runs)
+    xs = [number(r) if number(r) is not None else i for i, r in enumerate(ordered)]
+    key = most_important(runs)
+    fig, axes = plt.subplots(1, 2 if key else 1, figsize=(11 if key else 6, 4), squeeze=False)
+    ax = axes[0][0]
+    finite = [objective(r) for r in ordered if not math.isnan(objective(r))]
+    floor = min(finite, default=0)
+    for status, style in ((Status.COMPLETED, dict(marker="o", label="completed")),
+                          (Status.PRUNED, dict(marker="v", color="tab:orange", label="pruned (value when stopped)"))):
+        pts = [(x, objective(r)) for x, r in zip(xs, ordered) if r["status"] == status]
+        if pts:
+            ax.scatter(*zip(*pts), **style)
+    failed = [x for x, r in zip(xs, ordered) if not Status(r["status"]).has_result]
+    if failed:
+        ax.scatter(failed, [floor] * len(failed), marker="x", color="red", label="failed")
+    ax.step(xs, best_so_far(ordered, mode), where="post", color="black", label="best so far")
+    ax.set(xlabel="trial", ylabel=metric, title=f"{metric} per trial")
+    ax.legend()
+    if key:
+        ok = [r for r in runs if r["status"] == Status.COMPLETED and not math.isnan(objective(r))]
+        ax = axes[0][1]
+        values = [r["hparams"][key] for r in ok]
+        ax.scatter(values, [objective(r) for r in ok])
+        if all(isinstance(v, (int, float)) and v > 0 for v in values) and max(values) / min(values) > 20:
+            ax.set_xscale("log")
+        ax.set(xlabel=key, ylabel=metric, title=f"{metric} against {key} (explains most of its variance)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_sweep_run(sweep_dir: Path, runs: list[dict]) -> None:
+    """The search-level TensorBoard run, rewritten whole: each trial's objective by trial number (completed and
+    pruned apart), the best so far, and the leaderboard as text."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    ordered = [r for r in in_order(runs) if number(r) is not None]
+    if not ordered:
+        return
+    metric, mode = ordered[0]["objective"]["metric"], ordered[0]["objective"]["mode"]
+    folder = sweep_dir / SWEEP_RUN
+    for old in folder.glob("events.out.tfevents.*"):  # one study, many workers and continuations: one view
+        old.unlink()
+    with SummaryWriter(str(folder)) as w:
+        for r, best in zip(ordered, best_so_far(ordered, mode)):
+            value = objective(r)
+            if r["status"] == Status.COMPLETED and not math.isnan(value):
+                w.add_scalar(f"sweep/{metric}", value, number(r))
+            elif r["status"] == Status.PRUNED and not math.isnan(value):
+                w.add_scalar(f"sweep/pruned_{metric}", value, number(r))
+            if not math.isnan(best):
+                w.add_scalar(f"sweep/best_{metric}", best, number(r))
+        table = "\n".join("    " + line for line in leaderboard(runs).splitlines())
+        w.add_text("sweep/leaderboard", table, 0)
+
+
+class SweepSummary(Callback):
+    """At the end of a multirun: the search-level TensorBoard run, leaderboard.txt and comparison.png."""
+
+    def on_multirun_end(self, config, **kwargs) -> None:
+        import logging
+
+        sweep_dir = Path(config.hydra.sweep.dir)
+        runs = [r for r in load_runs(sweep_dir) if number(r) is not None]
+        if not runs:
+            return
+        write_sweep_run(sweep_dir, runs)
+        table = leaderboard(runs)
+        (sweep_dir / "leaderboard.txt").write_text(table + "\n")
+        plot(runs, sweep_dir / "comparison.png")
+        logging.getLogger(__name__).info(f"leaderboard ({sweep_dir}):\n{table}")

@@ -1,0 +1,197 @@
+"""The study's storage, shared by the sweeper and the jobs it launches: opening it, heartbeats, riding out a restart.
+
+`hydra.sweeper.storage` is one of:
+- a database URL (`postgresql+psycopg2://user@host/db`, `sqlite:///file.db`): Optuna's RDBStorage, for workers on
+  many machines. The pool pings a connection before using it, so a restarted server costs one reconnect.
+- a file path: Optuna's journal file, which locks the file for every write, so any number of workers on one
+  machine (or a shared file system) can use it. Optuna advises against SQLite for parallel workers (lock errors).
+- null: in memory, for one process (the basic launcher only).
+
+Both stored kinds send heartbeats: a trial whose worker died stops beating and is failed by the next worker
+that starts or asks for a trial, once `grace_period` seconds have passed.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+import warnings
+from collections.abc import Callable
+
+import optuna
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage
+from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import FrozenTrial, TrialState
+
+from fashionlab.config import UserError
+from fashionlab.record import redact
+
+log = logging.getLogger(__name__)
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats are "experimental"
+optuna.logging.set_verbosity(optuna.logging.WARNING)  # the sweeper says what it does, in Hydra's log format
+
+HEARTBEAT_ATTR = "fashionlab:heartbeat"  # the journal file's heartbeat: a trial system attribute (unix time)
+_IN_MEMORY: dict[str, optuna.Study] = {}  # storage=null: the sweeper's study, for jobs in the same process
+
+
+class StorageLost(UserError):
+    """The storage stayed unreachable for longer than hydra.sweeper.storage_timeout."""
+
+
+class JournalFileStorage(JournalStorage, BaseHeartbeat):
+    """Optuna's journal file storage, with heartbeats kept as a system attribute of each running trial."""
+
+    def __init__(self, path: str, heartbeat_interval: int | None = None, grace_period: int | None = None,
+                 stale_trial_callback: Callable | None = None):
+        super().__init__(JournalFileBackend(path))
+        self.heartbeat_interval, self.grace_period = heartbeat_interval, grace_period
+        self.stale_trial_callback = stale_trial_callback
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        self.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        """Running trials that have beaten once, but not in the last grace period (as RDBStorage decides).
+
+        A retried trial starts with its dead predecessor's attributes: its own start time counts as a beat.
+        """
+        grace = self.grace_period or 2 * (self.heartbeat_interval or 0)
+        now = time.time()
+        return [t._trial_id for t in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
+                if HEARTBEAT_ATTR in t.system_attrs
+                and now - max(t.system_attrs[HEARTBEAT_ATTR], t.datetime_start.timestamp()) > grace]
+
+    def get_heartbeat_interval(self) -> int | None:
+        return self.heartbeat_interval
+
+    def get_heartbeat_stale_trial_callback(self) -> Callable | None:
+        return self.stale_trial_callback
+
+
+def _transient_errors() -> tuple[type[BaseException], ...]:
+    """What a storage raises while its server is away (restarting, or the network is down)."""
+    from sqlalchemy.exc import DBAPIError
+
+    return optuna.exceptions.StorageInternalError, DBAPIError, OSError
+
+
+def _first_line(e: BaseException) -> str:
+    cause = e.__cause__ or e.__context__ or e
+    text = str(cause).strip() or type(cause).__name__
+    return redact(text.splitlines()[0])
+
+
+def open_storage(storage: str | None, heartbeat_interval: int | None = None, grace_period: int | None = None,
+                 stale_trial_callback: Callable | None = None) -> BaseStorage | None:
+    """The storage object for `hydra.sweeper.storage`; a mistake in it is one UserError with the password masked."""
+    if storage is None:
+        return None
+    storage = str(storage)
+    if "://" not in storage:
+        from pathlib import Path
+
+        try:
+            Path(storage).parent.mkdir(parents=True, exist_ok=True)
+            return JournalFileStorage(storage, heartbeat_interval, grace_period, stale_trial_callback)
+        except OSError as e:
+            raise UserError(f"The study's journal file {storage} cannot be created ({e.strerror}). Set "
+                            f"hydra.sweeper.storage to a writable path, or to a database URL.") from None
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for attempt in range(8):
+        try:
+            return RDBStorage(storage, engine_kwargs={"pool_pre_ping": True}, heartbeat_interval=heartbeat_interval,
+                              grace_period=grace_period, heartbeat_stale_trial_callback=stale_trial_callback)
+        except (IntegrityError, ProgrammingError):
+            # Two workers creating Optuna's tables in an empty database at the same moment: one loses the race
+            # (e.g. UniqueViolation on CREATE TYPE). The tables exist now, or will in a moment: try again.
+            time.sleep(random.uniform(0.2, 1.0))
+            if attempt == 7:
+                raise
+        except Exception as e:
+            raise UserError(f"Cannot open the study's storage {redact(storage)}: {_first_line(e)}. Check the URL "
+                            f"(driver, user, host, port, database), that the server is running, and the password "
+                            f"(~/.pgpass or PGPASSWORD; README, 'Many workers').") from None
+
+
+def retrying(call: Callable, what: str, timeout: float):
+    """call(); while the storage is unreachable, say so and try again, for up to `timeout` seconds."""
+    transient = _transient_errors()
+    start, delay = time.monotonic(), 1.0
+    while True:
+        try:
+            return call()
+        except transient as e:
+            waited = time.monotonic() - start
+            if waited >= timeout:
+                raise StorageLost(f"The study's storage was unreachable for {waited:.0f} s ({what}: "
+                                  f"{_first_line(e)}); this worker stops. The trial's run folder and checkpoint "
+                                  f"are intact; start the worker again once the database is back (raise "
+                                  f"hydra.sweeper.storage_timeout to wait longer).") from None
+            log.warning(f"the study's storage is unreachable ({what}: {_first_line(e)}); retrying "
+                        f"(waited {waited:.0f} of {timeout:.0f} s)")
+            time.sleep(delay)
+            delay = min(2 * delay, 10.0)
+
+
+def load_study(study_name: str, storage: BaseStorage | None, **kwargs) -> optuna.Study:
+    if storage is None:
+        return _IN_MEMORY[study_name]
+    return optuna.load_study(study_name=study_name, storage=storage, **kwargs)
+
+
+def remember_in_memory(study: optuna.Study) -> None:
+    _IN_MEMORY[study.study_name] = study
+
+
+class Heartbeat:
+    """While the with-block runs, a thread records a heartbeat for each trial every heartbeat interval.
+
+    A failed beat (the database restarting) is logged and tried again at the next interval; it never stops
+    the training. A trial that has finished is dropped.
+    """
+
+    def __init__(self, storage: BaseStorage | None, trial_ids: list[int]):
+        self.storage, self.trial_ids = storage, list(trial_ids)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> Heartbeat:
+        if self.storage is not None and is_heartbeat_enabled(self.storage) and self.trial_ids:
+            self._thread = threading.Thread(target=self._run, name="fashionlab-heartbeat", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        interval = self.storage.get_heartbeat_interval()
+        failing = False
+        while True:
+            for trial_id in list(self.trial_ids):
+                try:
+                    self.storage.record_heartbeat(trial_id)
+                    failing = False
+                except optuna.exceptions.UpdateFinishedTrialError:
+                    self.trial_ids.remove(trial_id)
+                except Exception as e:  # noqa: BLE001 - a thread must not die of a passing database error
+                    if not failing:
+                        log.warning(f"heartbeat not recorded ({_first_line(e)}); trying again every {interval} s")
+                    failing = True
+            if self._stop.wait(interval):
+                return
+
+
+def fail_stale_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """Mark RUNNING trials without a heartbeat for longer than the grace period FAIL; return them."""
+    storage = study._storage
+    if not is_heartbeat_enabled(storage):
+        return []
+    before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    optuna.storages.fail_stale_trials(study)
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if t.number in before]

@@ -1,0 +1,88 @@
+"""The sweeper's config (`hydra/sweeper=fashionlab_optuna`) and its pruner group (`hydra/sweeper/pruner=...`).
+
+Built on hydra-optuna-sweeper's dataclasses: every key of `hydra/sweeper=optuna` works the same here, and
+the sampler options (`hydra/sweeper/sampler=tpe|random|grid|...`) are that plugin's. Each pruner option's
+keys are the pruner's own arguments (https://optuna.readthedocs.io/en/stable/reference/pruners.html).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from hydra_plugins.hydra_optuna_sweeper.config import OptunaSweeperConf
+from omegaconf import MISSING
+
+
+@dataclass
+class PrunerConfig:
+    _target_: str = MISSING
+
+
+@dataclass
+class MedianPrunerConfig(PrunerConfig):
+    """Stop a trial whose value at an epoch is worse than the median of earlier trials at that epoch."""
+
+    _target_: str = "optuna.pruners.MedianPruner"
+    n_startup_trials: int = 5
+    n_warmup_steps: int = 0
+    interval_steps: int = 1
+    n_min_trials: int = 1
+
+
+@dataclass
+class SuccessiveHalvingPrunerConfig(PrunerConfig):
+    """At epochs min_resource * reduction_factor^k, keep only the best 1/reduction_factor of the trials so far."""
+
+    _target_: str = "optuna.pruners.SuccessiveHalvingPruner"
+    min_resource: Any = "auto"
+    reduction_factor: int = 4
+    min_early_stopping_rate: int = 0
+    bootstrap_count: int = 0
+
+
+@dataclass
+class HyperbandPrunerConfig(PrunerConfig):
+    """Several successive-halving brackets with different first stops (a hedge against pruning too early)."""
+
+    _target_: str = "optuna.pruners.HyperbandPruner"
+    min_resource: int = 1
+    max_resource: Any = "auto"
+    reduction_factor: int = 3
+    bootstrap_count: int = 0
+
+
+@dataclass
+class NopPrunerConfig(PrunerConfig):
+    """No pruning: every trial trains to its last epoch."""
+
+    _target_: str = "optuna.pruners.NopPruner"
+
+
+@dataclass
+class FashionlabOptunaSweeperConf(OptunaSweeperConf):
+    _target_: str = "hydra_plugins.fashionlab_sweeper.optuna_sweeper.OptunaPruningSweeper"
+    defaults: list[Any] = field(default_factory=lambda: [{"sampler": "tpe"}, {"pruner": "median"}])
+
+    # The pruner the jobs ask after every epoch (hydra/sweeper/pruner=median|successive_halving|hyperband|none);
+    # any Optuna pruner with its arguments, e.g. a conf/hydra/sweeper/pruner/<name>.yaml of your own.
+    pruner: Any = MISSING
+    # Trials asked of the study at once; null: as many as the launcher runs at once (joblib's n_jobs,
+    # SLURM's array_parallelism; 1 for the basic launcher).
+    n_jobs: int | None = None
+    # Running trials record a heartbeat every heartbeat_interval seconds; a trial without one for grace_period
+    # seconds (its worker died) is marked failed by the next worker that starts or asks for a trial.
+    heartbeat_interval: int = 30
+    grace_period: int = 120
+    # A dead worker's trial is tried again once, with the same parameters.
+    retry_dead_trials: bool = True
+    # How long a worker waits for an unreachable database (a restart) before it stops with a message.
+    storage_timeout: float = 120.0
+
+
+cs = ConfigStore.instance()
+cs.store(group="hydra/sweeper", name="fashionlab_optuna", node=FashionlabOptunaSweeperConf,
+         provider="fashionlab_sweeper")
+for name, node in (("median", MedianPrunerConfig), ("successive_halving", SuccessiveHalvingPrunerConfig),
+                   ("hyperband", HyperbandPrunerConfig), ("none", NopPrunerConfig)):
+    cs.store(group="hydra/sweeper/pruner", name=name, node=node, provider="fashionlab_sweeper")
