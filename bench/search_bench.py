@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
@@ -40,10 +42,11 @@ def search(tmp: Path, name: str, trials: int, workers: int = 1, *extra: str) -> 
     runs = [json.loads(f.read_text()) for f in (tmp / name).glob("*/metrics.json")]
     done = [r for r in runs if r["status"] == "completed"]
     best = max(done, key=lambda r: r["objective"]["value"])
+    searched = yaml.safe_load((tmp / name / "optimization_results.yaml").read_text())["best_params"]
     return {"wall_s": wall, "trials": len(runs), "pruned": sum(r["status"] == "pruned" for r in runs),
             "failed": sum(r["status"] not in ("completed", "pruned") for r in runs),
             "epochs": sum(r["epochs"] for r in runs), "best_val": best["objective"]["value"],
-            "best_test": best["test/acc"], "best_trial": best["trial"], "best_params": best["hparams"]}
+            "best_test": best["test/acc"], "best_trial": best["trial"], "best_params": searched}
 
 
 def throughput(threads: int, tmp: Path) -> float:

@@ -96,7 +96,8 @@ def test_the_leaderboard_ranks_completed_then_pruned_then_failed():
 
 
 def test_differing_keys_keep_the_searched_order():
-    runs = [{"hparams": {"lr": 0.1, "bs": 64, "model": "lenet5"}}, {"hparams": {"lr": 0.2, "bs": 32, "model": "lenet5"}}]
+    runs = [{"hparams": {"lr": 0.1, "bs": 64, "model": "lenet5"}},
+            {"hparams": {"lr": 0.2, "bs": 32, "model": "lenet5"}}]
     assert differing_keys(runs) == ["lr", "bs"]
 
 

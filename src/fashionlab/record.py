@@ -53,7 +53,8 @@ def hparams(cfg: DictConfig, hc, searched: list[str] = ()) -> dict:
             chosen[key] = choices[key]
         else:
             value = OmegaConf.select(cfg, key, default=None)
-            chosen[key] = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+            value = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+            chosen[key] = redact(value) if isinstance(value, str) else value
     return chosen
 
 
@@ -106,7 +107,7 @@ def save_config(run_dir: Path, cfg: DictConfig, hc) -> None:
 
 def write_metrics(run_dir: Path, cfg: DictConfig, hc, progress: Progress, status: Status, error: str | None,
                   start: float, chosen: dict, trial=None) -> None:
-    """metrics.json: status, objective, final metrics, timing, what was chosen; atomically (a reader never sees half)."""
+    """metrics.json: status, objective, final metrics, timing, what was chosen; atomically (never half-written)."""
     import torch
 
     best = progress.best

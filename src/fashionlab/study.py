@@ -18,6 +18,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
+from contextlib import contextmanager
 
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
@@ -27,13 +28,25 @@ from optuna.trial import FrozenTrial, TrialState
 
 from fashionlab.config import UserError
 from fashionlab.record import redact
+from fashionlab.status import Status
 
 log = logging.getLogger(__name__)
-warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats are "experimental"
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # the sweeper says what it does, in Hydra's log format
 
 HEARTBEAT_ATTR = "fashionlab:heartbeat"  # the journal file's heartbeat: a trial system attribute (unix time)
+FAILURE_ATTR = "fashionlab:failure"  # why a trial failed (a Status, or why it was not needed), set before FAIL
+OWN_FAILURES = (str(Status.DIVERGED), str(Status.FAILED))  # a trial's own: counted in n_trials and the budget
 _IN_MEMORY: dict[str, optuna.Study] = {}  # storage=null: the sweeper's study, for jobs in the same process
+
+
+@contextmanager
+def quiet_optuna():
+    """Optuna warns each time heartbeats are used: they are "experimental", and outside Study.optimize, where
+    Optuna would beat itself. Here the jobs and the sweeper beat (Heartbeat): nothing to warn about."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+        yield
 
 
 class StorageLost(UserError):
@@ -102,8 +115,10 @@ def open_storage(storage: str | None, heartbeat_interval: int | None = None, gra
 
     for attempt in range(8):
         try:
-            return RDBStorage(storage, engine_kwargs={"pool_pre_ping": True}, heartbeat_interval=heartbeat_interval,
-                              grace_period=grace_period, heartbeat_stale_trial_callback=stale_trial_callback)
+            with quiet_optuna():
+                return RDBStorage(storage, engine_kwargs={"pool_pre_ping": True}, grace_period=grace_period,
+                                  heartbeat_interval=heartbeat_interval,
+                                  heartbeat_stale_trial_callback=stale_trial_callback)
         except (IntegrityError, ProgrammingError):
             # Two workers creating Optuna's tables in an empty database at the same moment: one loses the race
             # (e.g. UniqueViolation on CREATE TYPE). The tables exist now, or will in a moment: try again.
@@ -193,5 +208,27 @@ def fail_stale_trials(study: optuna.Study) -> list[FrozenTrial]:
     if not is_heartbeat_enabled(storage):
         return []
     before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-    optuna.storages.fail_stale_trials(study)
+    with quiet_optuna():
+        optuna.storages.fail_stale_trials(study)
     return [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if t.number in before]
+
+
+def count_trials(trials: list[FrozenTrial], below: int | None = None) -> tuple[int, int, int]:
+    """(trials that count towards n_trials, of which finished, of which failed by themselves).
+
+    A trial counts if it completed, was pruned, failed by itself, or is running. One that was interrupted
+    or whose worker died does not: it is replaced (a dead one by its retry), so the study reaches n_trials.
+    `below`: count only the trials numbered below it.
+    """
+    trials = [t for t in trials if below is None or t.number < below]
+    own = [t for t in trials if t.state == TrialState.FAIL and t.system_attrs.get(FAILURE_ATTR) in OWN_FAILURES]
+    done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)] + own
+    running = [t for t in trials if t.state == TrialState.RUNNING]
+    return len(done) + len(running), len(done), len(own)
+
+
+def best_trial(study: optuna.Study) -> FrozenTrial | None:
+    try:
+        return study.best_trial
+    except ValueError:  # no completed trial
+        return None

@@ -203,9 +203,11 @@ class Trainer:
             metrics.update({"epoch": epoch + 1, "time/epoch_s": epoch_time,
                             "time/train_images_per_s": epoch_images / train_time,
                             "time/val_s": time.perf_counter() - t + val_time})
-            self.logger.log_scalars(metrics, p.step)
             p.metrics.update(metrics)
             improved = p.update_best(metrics, self.metric, self.mode)
+            if p.best is not None:  # the objective so far: HPARAMS shows it first (its tags sort by name)
+                metrics[f"best/{self.metric}"] = p.best.value
+            self.logger.log_scalars(metrics, p.step)
             log.info(f"epoch {epoch + 1}/{self.max_epochs}: train/loss {p.metrics['train/loss']:.4f}  "
                      f"val/loss {metrics['val/loss']:.4f}  val/acc {metrics['val/acc']:.4f}  "
                      f"{metrics['time/train_images_per_s']:,.0f} img/s  {epoch_time:.1f}s")

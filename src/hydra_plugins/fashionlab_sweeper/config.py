@@ -35,7 +35,9 @@ class SuccessiveHalvingPrunerConfig(PrunerConfig):
     """At epochs min_resource * reduction_factor^k, keep only the best 1/reduction_factor of the trials so far."""
 
     _target_: str = "optuna.pruners.SuccessiveHalvingPruner"
-    min_resource: Any = "auto"
+    # 1 epoch. Optuna's "auto" waits for a first completed trial to estimate it: the trials before it are
+    # never compared at epoch 1, and the first trials after it compete with no one there.
+    min_resource: Any = 1
     reduction_factor: int = 4
     min_early_stopping_rate: int = 0
     bootstrap_count: int = 0

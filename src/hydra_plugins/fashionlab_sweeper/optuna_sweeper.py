@@ -14,6 +14,7 @@ extended where it stops short (hydra issues #1710, #1954):
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import math
 import os
@@ -35,8 +36,6 @@ from fashionlab.status import EXIT_NOT_COMPLETED, EXIT_USER_ERROR, Status, fail
 
 log = logging.getLogger(__name__)
 
-FAILURE_ATTR = "fashionlab:failure"  # why a trial failed, set before it is told FAIL
-OWN_FAILURES = (str(Status.DIVERGED), str(Status.FAILED))  # counted in n_trials and against max_failure_rate
 BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 
 
@@ -62,13 +61,15 @@ class OptunaPruningSweeper(OptunaSweeperImpl):
             self.n_trials = min(self.n_trials, math.prod(len(v) for v in self.grid.values()))
         try:
             study = self._open_study()
+            self._run(study, space, fixed, fixed_overrides)
+        except studies.StorageLost as e:  # the database went away for longer than storage_timeout
+            fail(str(e), EXIT_NOT_COMPLETED)
         except UserError as e:
             fail(str(e), EXIT_USER_ERROR)
-        try:
-            self._run(study, space, fixed, fixed_overrides)
-        except studies.StorageLost as e:
-            fail(str(e), EXIT_NOT_COMPLETED)
         self._write_results(study)
+
+    def _retry(self, call, what: str):
+        return studies.retrying(call, what, self.storage_timeout)
 
     def _open_study(self) -> optuna.Study:
         directions = self._get_directions()
@@ -80,12 +81,13 @@ class OptunaPruningSweeper(OptunaSweeperImpl):
             raise UserError("hydra.sweeper.storage=null keeps the study in this process's memory, where the "
                             "launcher's job processes cannot report to it. Use a journal file (the default) or a "
                             "database URL.")
-        callback = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1) if self.retry_dead_trials else None
+        with studies.quiet_optuna():
+            callback = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1) if self.retry_dead_trials else None
         self.store = studies.open_storage(self.storage, self.heartbeat_interval, self.grace_period, callback)
         pruner = instantiate(self.pruner_cfg, _execution_whitelist_=search.SEARCH_WHITELIST)
-        study = studies.retrying(lambda: optuna.create_study(
+        study = self._retry(lambda: optuna.create_study(
             study_name=self.study_name, storage=self.store, sampler=self._sampler(0), pruner=pruner,
-            direction=directions[0], load_if_exists=True), "open the study", self.storage_timeout)
+            direction=directions[0], load_if_exists=True), "open the study")
         if self.store is None:
             studies.remember_in_memory(study)
         where = "memory" if self.store is None else redact(self.storage)
@@ -103,18 +105,7 @@ class OptunaPruningSweeper(OptunaSweeperImpl):
         return sampler(self.grid) if isinstance(sampler, functools.partial) else sampler
 
     def _counts(self, study: optuna.Study, below: int | None = None) -> tuple[int, int, int]:
-        """(trials that count towards n_trials, of which finished, of which failed by themselves).
-
-        A trial counts if it completed, was pruned, failed by itself, or is running. One that was interrupted
-        or whose worker died does not: it is replaced (a dead one by its retry), so the study reaches n_trials.
-        `below`: count only the trials numbered below it.
-        """
-        trials = studies.retrying(lambda: study.get_trials(deepcopy=False), "read the trials", self.storage_timeout)
-        trials = [t for t in trials if below is None or t.number < below]
-        own = [t for t in trials if t.state == TrialState.FAIL and t.system_attrs.get(FAILURE_ATTR) in OWN_FAILURES]
-        done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)] + own
-        running = [t for t in trials if t.state == TrialState.RUNNING]
-        return len(done) + len(running), len(done), len(own)
+        return studies.count_trials(self._retry(lambda: study.get_trials(deepcopy=False), "read the trials"), below)
 
     def _run(self, study: optuna.Study, space: dict, fixed: dict, fixed_overrides: list[str]) -> None:
         n_jobs = self.n_jobs or search.parallel_jobs(self.config.hydra.launcher)
@@ -135,27 +126,32 @@ class OptunaPruningSweeper(OptunaSweeperImpl):
             batch = [b for b in batch if not self._surplus(study, b[0])]
             if not batch:
                 continue
-            with studies.Heartbeat(self.store, [t._trial_id for t, _ in batch]):
+            with studies.Heartbeat(self.store, [t._trial_id for t, _, _ in batch]):
                 try:
-                    returns = self.launcher.launch([o for _, o in batch], initial_job_idx=self.job_idx)
+                    returns = self.launcher.launch([o for _, o, _ in batch], initial_job_idx=self.job_idx)
                 except BaseException:  # Ctrl-C (exit 130): each job wrote its checkpoint; the trials did not end
-                    for trial, _ in batch:
+                    for trial, _, _ in batch:
                         self._tell_failed(study, trial, str(Status.INTERRUPTED))
                     raise
             self.job_idx += len(returns)
-            for (trial, overrides), ret in zip(batch, returns):
-                state, value = self._tell(study, trial, ret, overrides)
+            for (trial, _, run_dir), ret in zip(batch, returns):
+                state, value = self._tell(study, trial, ret, run_dir)
                 self._log_progress(study, trial, state, value, start, done_at_start)
 
     def _ask(self, study: optuna.Study, space: dict, fixed: dict, fixed_overrides: list[str]):
-        trial = studies.retrying(study.ask, "ask for a trial", self.storage_timeout)
+        with studies.quiet_optuna():
+            trial = self._retry(study.ask, "ask for a trial")
         study.sampler = self._sampler(trial.number)  # before the parameters are drawn (_configure_trials)
         (overrides,) = self._configure_trials([trial], space, fixed, fixed_overrides)
+        for key, value in fixed.items():  # _configure_trials copies fixed overrides into the trial's attributes
+            if isinstance(value, str) and redact(value) != value:
+                trial.set_user_attr(key, redact(value))
         name = self._dirname(trial)
-        trial.set_user_attr("run_dir", str(Path(self.config.hydra.sweep.dir) / name))
+        run_dir = Path(self.config.hydra.sweep.dir) / name
+        trial.set_user_attr("run_dir", str(run_dir))
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-        return trial, (*overrides, f"hydra.sweep.subdir='{name}'", f"++hydra.job.env_set.{search.TRIAL_ENV}="
-                       f"{trial.number}")
+        return trial, (*overrides, f"hydra.sweep.subdir='{name}'",
+                       f"++hydra.job.env_set.{search.TRIAL_ENV}={trial.number}"), run_dir
 
     def _surplus(self, study: optuna.Study, trial: optuna.Trial) -> bool:
         """Two workers that both saw one trial left both asked for it: the higher trial number yields."""
@@ -169,15 +165,13 @@ class OptunaPruningSweeper(OptunaSweeperImpl):
         """`007_optimizer=adamw,lr=0.0062,batch_size=64`: the trial number, then its rounded parameters."""
         values = ",".join(f"{k.rsplit('.', 1)[-1]}={f'{v:.2g}' if isinstance(v, float) else v}"
                           for k, v in trial.params.items())
-        name = f"{trial.number:03d}_{values}"
         taken = {p.name.split("_", 1)[0] for p in Path(self.config.hydra.sweep.dir).glob(f"{trial.number:03d}*")}
-        n = 2
-        while name.split("_", 1)[0] in taken:  # a folder left by an earlier study of the same name
-            name = f"{trial.number:03d}-{n}_{values}"
-            n += 1
-        return name
+        prefix, n = f"{trial.number:03d}", 2
+        while prefix in taken:  # a folder left by an earlier study of the same name
+            prefix, n = f"{trial.number:03d}-{n}", n + 1
+        return f"{prefix}_{values}"
 
-    def _tell(self, study: optuna.Study, trial: optuna.Trial, ret, overrides) -> tuple[TrialState, float | None]:
+    def _tell(self, study: optuna.Study, trial: optuna.Trial, ret, run_dir: Path) -> tuple[TrialState, float | None]:
         try:
             value = ret.return_value  # raises what the job raised
         except studies.StorageLost:
@@ -188,36 +182,31 @@ class OptunaPruningSweeper(OptunaSweeperImpl):
             return TrialState.FAIL, None
         if isinstance(value, search.Pruned):
             state, values = TrialState.PRUNED, None  # Optuna keeps the last reported value
-        elif value is None or math.isnan(value):
-            self._tell_failed(study, trial, self._job_status(overrides))
+        elif value is None or math.isnan(value):  # diverged or failed, as the job's metrics.json says
+            self._tell_failed(study, trial, self._job_status(run_dir))
             return TrialState.FAIL, None
         else:
             state, values = TrialState.COMPLETE, float(value)
-        frozen = studies.retrying(lambda: self._finish(study, trial, state, values), f"record trial {trial.number}",
-                                  self.storage_timeout)
+        frozen = self._retry(lambda: self._finish(study, trial, state, values), f"record trial {trial.number}")
         if frozen.state != state:
             log.warning(f"trial {trial.number} had already ended as {frozen.state.name} (marked by another worker "
                         f"while the database was unreachable?)")
         return frozen.state, frozen.value
 
-    def _job_status(self, overrides) -> str:
-        """diverged or failed, as the job's metrics.json says (failed if it wrote none)."""
-        import json
-
-        subdir = next(o.split("=", 1)[1].strip("'") for o in overrides if o.startswith("hydra.sweep.subdir="))
+    @staticmethod
+    def _job_status(run_dir: Path) -> str:
         try:
-            return json.loads((Path(self.config.hydra.sweep.dir) / subdir / "metrics.json").read_text())["status"]
-        except (OSError, ValueError, KeyError):
+            return json.loads((run_dir / "metrics.json").read_text())["status"]
+        except (OSError, ValueError, KeyError):  # it wrote none
             return str(Status.FAILED)
 
     def _tell_failed(self, study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
         try:
-            studies.retrying(lambda: study._storage.set_trial_system_attr(trial._trial_id, FAILURE_ATTR, reason),
-                             f"record trial {trial.number}", self.storage_timeout)
+            self._retry(lambda: study._storage.set_trial_system_attr(trial._trial_id, studies.FAILURE_ATTR, reason),
+                        f"record trial {trial.number}")
         except optuna.exceptions.UpdateFinishedTrialError:
             return  # it ended already (failed as stale by another worker)
-        studies.retrying(lambda: self._finish(study, trial, TrialState.FAIL), f"record trial {trial.number}",
-                         self.storage_timeout)
+        self._retry(lambda: self._finish(study, trial, TrialState.FAIL), f"record trial {trial.number}")
 
     @staticmethod
     def _finish(study: optuna.Study, trial: optuna.Trial, state: TrialState, values=None) -> optuna.trial.FrozenTrial:
@@ -231,7 +220,7 @@ class OptunaPruningSweeper(OptunaSweeperImpl):
         return study._storage.get_trial(trial._trial_id)
 
     def _fail_stale(self, study: optuna.Study) -> None:
-        for t in studies.retrying(lambda: studies.fail_stale_trials(study), "check heartbeats", self.storage_timeout):
+        for t in self._retry(lambda: studies.fail_stale_trials(study), "check heartbeats"):
             log.warning(f"trial {t.number} sent no heartbeat for {self.grace_period} s (its worker died): marked "
                         f"failed" + (", and queued again with the same parameters" if self.retry_dead_trials else ""))
 
@@ -239,29 +228,25 @@ class OptunaPruningSweeper(OptunaSweeperImpl):
         """One line per finished trial: its outcome, the best so far, trials done, time spent and left."""
         _, done, _ = self._counts(study)
         elapsed = time.monotonic() - start
-        rate = (done - done_at_start) / elapsed if elapsed > 0 else 0
-        left = f"about {_duration((self.n_trials - done) / rate)} left" if rate > 0 and done < self.n_trials \
-            else "done" if done >= self.n_trials else "time left unknown"
+        rate = (done - done_at_start) / elapsed
+        left = "done" if done >= self.n_trials else \
+            f"about {_duration((self.n_trials - done) / rate)} left" if rate else "time left unknown"
         metric = OmegaConf.select(self.config, "objective.metric", default="value")
-        if state == TrialState.PRUNED:
+        if state == TrialState.FAIL:
+            outcome = "failed"
+        elif state == TrialState.PRUNED:
             epoch = max(study._storage.get_trial(trial._trial_id).intermediate_values, default=0)
             outcome = f"pruned after epoch {epoch}: {metric} {value:.4f}"
-        elif state == TrialState.COMPLETE:
-            outcome = f"completed: {metric} {value:.4f}"
         else:
-            outcome = "failed"
-        try:
-            best = study.best_trial
-            best_text = f"best {best.value:.4f} (trial {best.number})"
-        except ValueError:
-            best_text = "no completed trial yet"
-        log.info(f"trial {trial.number} {outcome} | {best_text} | {done} of {self.n_trials} trials | "
+            outcome = f"completed: {metric} {value:.4f}"
+        best = studies.best_trial(study)
+        best = f"best {best.value:.4f} (trial {best.number})" if best else "no completed trial yet"
+        log.info(f"trial {trial.number} {outcome} | {best} | {done} of {self.n_trials} trials | "
                  f"{_duration(elapsed)} elapsed, {left}")
 
     def _write_results(self, study: optuna.Study) -> None:
-        try:
-            best = study.best_trial
-        except ValueError:
+        best = studies.best_trial(study)
+        if best is None:
             log.warning("no trial of the study has completed: no best parameters to report")
             return
         results = {"name": "optuna", "study": study.study_name, "best_trial": best.number,
