@@ -4,9 +4,11 @@
 
 (a) `python src/train.py -m hparams_search=lenet5_optuna`: its pruner, 1 worker with 2 threads;
 (b) the same with `hydra/sweeper/pruner=none`;
-(c) two workers on one study, started together, 1 thread each (`make search WORKERS=2 ARGS=trainer.threads=1`);
-(d) training throughput of the default config at 1 and 2 threads: the most two 1-thread workers can gain
-    over one 2-thread worker on the training itself is 2 x (1 thread) / (2 threads).
+(c) (b) with two workers on one study, started together, 1 thread each (`make search WORKERS=2
+    ARGS="trainer.threads=1 hydra/sweeper/pruner=none"`): the same work as (b), so the speed-up is the workers';
+(d) (a) with two workers: pruned trials that run side by side are compared with fewer finished ones;
+(e) training throughput of the default config at 1 and 2 threads (median of 3, alternating): two 1-thread
+    workers can beat one 2-thread worker by at most 2 x (1 thread) / (2 threads) on the training itself.
 Each search runs on real Fashion-MNIST in its own study and folder. Writes bench/SEARCH.md.
 """
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -73,38 +76,47 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=20)
     args = parser.parse_args()
+    nopruner, one_thread = "hydra/sweeper/pruner=none", "trainer.threads=1"
+    plan = (("a", "pruned, 1 worker x 2 threads", 1, ()), ("b", "unpruned, 1 worker x 2 threads", 1, (nopruner,)),
+            ("c", "unpruned, 2 workers x 1 thread", 2, (nopruner, one_thread)),
+            ("d", "pruned, 2 workers x 1 thread", 2, (one_thread,)))
+    results = {}
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        results = {}
-        for key, workers, extra in (("pruned", 1, ()), ("unpruned", 1, ("hydra/sweeper/pruner=none",)),
-                                    ("two_workers", 2, ("trainer.threads=1",))):
-            results[key] = search(tmp, key, args.trials, workers, *extra)
-            r = results[key]
-            print(f"{key}: {fmt(r['wall_s'])}, {r['pruned']} of {r['trials']} pruned, {r['epochs']} epochs, best "
-                  f"val/acc {r['best_val']:.4f} (trial {r['best_trial']}, test/acc {r['best_test']:.4f})", flush=True)
-        one, two = throughput(1, tmp / "t1"), throughput(2, tmp / "t2")
+        for key, label, workers, extra in plan:
+            results[key] = r = search(tmp, key, args.trials, workers, *extra)
+            print(f"({key}) {label}: {fmt(r['wall_s'])}, {r['pruned']} of {r['trials']} pruned, {r['epochs']} epochs, "
+                  f"best val/acc {r['best_val']:.4f} (trial {r['best_trial']}, test/acc {r['best_test']:.4f})",
+                  flush=True)
+        speeds = {1: [], 2: []}
+        for rep in range(3):
+            for threads in (1, 2):
+                speeds[threads].append(throughput(threads, tmp / f"t{threads}-{rep}"))
+    one, two = statistics.median(speeds[1]), statistics.median(speeds[2])
     bound = 2 * one / two
-    p, u, w = results["pruned"], results["unpruned"], results["two_workers"]
-    rows = [(f"(a) pruned ({p['trials']} trials, 1 worker, 2 threads)", p),
-            ("(b) `hydra/sweeper/pruner=none`", u), ("(c) 2 workers x 1 thread, pruned", w)]
-    table = "\n".join(f"| {label} | {fmt(r['wall_s'])} | {r['pruned']} | {r['epochs']} | {r['best_val']:.4f} | "
-                      f"{r['best_trial']} | {r['best_test']:.4f} |" for label, r in rows)
+    a, b, c, w = (results[k] for k in "abcd")
+    table = "\n".join(f"| ({key}) {label} | {fmt(r['wall_s'])} | {r['pruned']} | {r['epochs']} | {r['best_val']:.4f} | "
+                      f"{r['best_trial']} | {r['best_test']:.4f} |"
+                      for (key, label, _, _), r in zip(plan, (a, b, c, w)))
     report = f"""# Search benchmark
 
 Measured by `make bench-search` (`python bench/search_bench.py --trials {args.trials}`) on real Fashion-MNIST,
 {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}: the preset `hparams_search=lenet5_optuna` (TPE, seed 1234,
-4 epochs per trial at most), each search a fresh study, all in one run.
+{args.trials} trials of 4 epochs at most), each search a fresh study, all in one run.
 
 | search | wall time | pruned | epochs trained | best val/acc | best trial | its test/acc |
 |---|---|---|---|---|---|---|
 {table}
 
-- Pruning: **{u['wall_s'] / p['wall_s']:.2f}x faster** ({fmt(p['wall_s'])} against {fmt(u['wall_s'])}); best val/acc
-  {p['best_val'] - u['best_val']:+.4f} against the unpruned search.
-- Two workers on one study against one: **{p['wall_s'] / w['wall_s']:.2f}x**. The bound on 2 cores: training
-  runs at {one:,.0f} images/s on 1 thread and {two:,.0f} on 2, so two 1-thread workers can beat one 2-thread
-  worker by at most **{bound:.2f}x** on the training itself (more where a trial has single-threaded parts).
-- Best parameters: (a) {p['best_params']}; (b) {u['best_params']}.
+- Pruning (a against b): **{b['wall_s'] / a['wall_s']:.2f}x faster** ({fmt(a['wall_s'])} against {fmt(b['wall_s'])}),
+  best val/acc {a['best_val'] - b['best_val']:+.4f} against the unpruned search.
+- Two workers on one study (c against b, the same {b['epochs']} epochs of work): **{b['wall_s'] / c['wall_s']:.2f}x**.
+  The bound on {os.cpu_count()} cores: training runs at {one:,.0f} images/s on 1 thread and {two:,.0f} on 2
+  (medians of 3: {', '.join(f'{v:,.0f}' for v in speeds[1])} and {', '.join(f'{v:,.0f}' for v in speeds[2])}), so two
+  1-thread workers can beat one 2-thread worker by at most **{bound:.2f}x** on the training itself.
+- With pruning (d against a): **{a['wall_s'] / w['wall_s']:.2f}x**, {w['epochs']} epochs against {a['epochs']}: trials
+  that run side by side are compared with fewer finished trials, so fewer are pruned.
+- Best parameters: (a) {a['best_params']}; (b) {b['best_params']}.
 """
     (ROOT / "bench" / "SEARCH.md").write_text(report)
     print("\n" + report)

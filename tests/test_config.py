@@ -88,3 +88,33 @@ def test_cli_errors_are_one_paragraph(tmp_path):
         assert message in proc.stderr, (args, proc.stderr)
         assert "Traceback" not in proc.stderr, (args, proc.stderr)
         assert len(proc.stderr.strip().splitlines()) <= 10, (args, proc.stderr)
+
+
+def hydra_cfg(*overrides):
+    with initialize_config_dir(str(ROOT / "conf"), version_base=None):
+        return compose("train", overrides=["hparams_search=lenet5_optuna", *overrides], return_hydra_config=True)
+
+
+@pytest.mark.parametrize("pruner,built", [("successive_halving", "SuccessiveHalvingPruner"),
+                                          ("median", "MedianPruner"), ("hyperband", "HyperbandPruner"),
+                                          ("none", "NopPruner")])
+def test_every_pruner_option_builds_its_optuna_pruner(pruner, built):
+    import optuna
+
+    from fashionlab.search import SEARCH_WHITELIST
+
+    cfg = hydra_cfg(f"hydra/sweeper/pruner={pruner}")
+    with execution_whitelist(SEARCH_WHITELIST):
+        made = instantiate(cfg.hydra.sweeper.pruner)
+    assert isinstance(made, optuna.pruners.BasePruner) and type(made).__name__ == built
+
+
+def test_the_preset_composes_with_any_sampler_and_the_slurm_launcher():
+    cfg = hydra_cfg("hydra/sweeper/sampler=grid", "hydra/launcher=slurm", "hydra.launcher.partition=gpu")
+    sweeper, launcher = cfg.hydra.sweeper, cfg.hydra.launcher
+    assert sweeper._target_.endswith("OptunaPruningSweeper") and sweeper.sampler.seed == 1234
+    assert sweeper.pruner._target_ == "optuna.pruners.SuccessiveHalvingPruner" and sweeper.pruner.min_resource == 1
+    assert launcher._target_.endswith("SlurmLauncher") and launcher.partition == "gpu"
+    assert (launcher.timeout_min, launcher.cpus_per_task, launcher.gpus_per_node, launcher.array_parallelism) == \
+        (60, 4, 1, 8)
+    assert cfg.hydra.sweep.dir.endswith("multirun/lenet5_optuna") and sweeper.storage.endswith("optuna.journal")

@@ -120,3 +120,10 @@ def test_a_bad_storage_url_is_one_error_with_the_password_masked():
     with pytest.raises(UserError) as e:
         open_storage("postgresql+psycopg2://me:hunter2@127.0.0.1:1/db")
     assert "hunter2" not in str(e.value) and "me:***@127.0.0.1:1/db" in str(e.value)
+
+
+def test_a_sqlite_url_still_works_and_its_folder_is_made(tmp_path):
+    url = f"sqlite:///{tmp_path}/new/folder/study.db"
+    study = optuna.create_study(study_name="s", storage=open_storage(url, heartbeat_interval=1, grace_period=2))
+    study.tell(study.ask(), 0.5)
+    assert optuna.load_study(study_name="s", storage=url).best_value == 0.5

@@ -94,7 +94,8 @@ def test_a_killed_workers_trial_fails_when_the_next_worker_starts_and_is_tried_a
     worker.wait()
     assert load_study(url).trials[0].state == State.RUNNING
     time.sleep(2.5)  # longer than the grace period
-    out = train("-m", *SMOKE, *SEARCH, *LONG, storage_arg(url), "hydra.sweeper.n_trials=1", tmp=tmp_path).stdout
+    out = train("-m", *SMOKE, *SEARCH, *LONG, storage_arg(url), "hydra.sweeper.n_trials=1", "trainer.max_epochs=1",
+                tmp=tmp_path).stdout
     first, retry = load_study(url).trials
     assert first.state == State.FAIL and retry.state == State.COMPLETE and retry.params == dead.params
     assert f"trial {first.number} sent no heartbeat" in out and "queued again" in out

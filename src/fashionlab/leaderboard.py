@@ -87,7 +87,7 @@ def most_important(runs: list[dict]) -> str | None:
     low (a learning rate) counts as much as a monotone one. Only completed runs: a pruned value is not final.
     """
     ok = [r for r in runs if r["status"] == Status.COMPLETED and not math.isnan(objective(r))]
-    if len(ok) < 4:
+    if len(ok) < 8:  # fewer say little (a pruned search completes only its best trials)
         return None
     scores = {k: _explained([r["hparams"].get(k) for r in ok], [objective(r) for r in ok])
               for k in differing_keys(ok)}
@@ -135,6 +135,7 @@ def plot(runs: list[dict], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     metric, mode = runs[0]["objective"]["metric"], runs[0]["objective"]["mode"]
     ordered = in_order(runs)
@@ -154,6 +155,7 @@ def plot(runs: list[dict], path: Path) -> None:
         ax.scatter(failed, [floor] * len(failed), marker="x", color="red", label="failed")
     ax.step(xs, best_so_far(ordered, mode), where="post", color="black", label="best so far")
     ax.set(xlabel="trial", ylabel=metric, title=f"{metric} per trial")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend()
     if key:
         ok = [r for r in runs if r["status"] == Status.COMPLETED and not math.isnan(objective(r))]
@@ -162,7 +164,7 @@ def plot(runs: list[dict], path: Path) -> None:
         ax.scatter(values, [objective(r) for r in ok])
         if all(isinstance(v, (int, float)) and v > 0 for v in values) and max(values) / min(values) > 20:
             ax.set_xscale("log")
-        ax.set(xlabel=key, ylabel=metric, title=f"{metric} against {key} (explains most of its variance)")
+        ax.set(xlabel=key, ylabel=metric, title=f"{metric} against {key}\n(the parameter that explains most of it)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

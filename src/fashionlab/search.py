@@ -8,13 +8,15 @@ A run outside such a search has no trial, and none of this happens.
 """
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass
 
+import optuna
+from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-log = logging.getLogger(__name__)
+from fashionlab import study as studies
+from fashionlab.study import retrying
 
 TRIAL_ENV = "FASHIONLAB_TRIAL"
 # Targets the search itself builds (the pruner), whatever the user's whitelist for components says.
@@ -40,18 +42,14 @@ class Pruned:
 class Trial:
     """The job's handle on its Optuna trial."""
 
-    def __init__(self, study, storage, number: int, metric: str, max_epochs: int, timeout: float):
-        import optuna
-
-        from fashionlab import study as studies
-
-        self._studies, self.storage = studies, storage  # storage: None for a study in memory
+    def __init__(self, study: optuna.Study, storage, number: int, metric: str, max_epochs: int, timeout: float):
+        self.storage = storage  # None for a study in memory
         self.study_name, self.number, self.metric, self.timeout = study.study_name, number, metric, timeout
         self.max_epochs = max_epochs
-        self.trial_id = studies.retrying(
-            lambda: study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number),
-            f"find trial {number}", timeout)
-        self._trial = studies.retrying(lambda: optuna.Trial(study, self.trial_id), f"open trial {number}", timeout)
+        self.trial_id = retrying(lambda: study._storage.get_trial_id_from_study_id_trial_number(study._study_id,
+                                                                                              number),
+                                 f"find trial {number}", timeout)
+        self._trial = retrying(lambda: optuna.Trial(study, self.trial_id), f"open trial {number}", timeout)
         self.params = dict(self._trial.params)
 
     def report(self, epoch: int, metrics: dict) -> None:
@@ -62,15 +60,14 @@ class Trial:
         value = metrics.get(self.metric)
         if value is None:
             return
-        retry = self._studies.retrying
-        retry(lambda: self._trial.report(value, step=epoch), f"report epoch {epoch} of trial {self.number}",
-              self.timeout)
-        if epoch < self.max_epochs and retry(self._trial.should_prune, f"ask the pruner about trial {self.number}",
-                                             self.timeout):
+        retrying(lambda: self._trial.report(value, step=epoch), f"report epoch {epoch} of trial {self.number}",
+                 self.timeout)
+        if epoch < self.max_epochs and retrying(self._trial.should_prune, f"ask the pruner about trial "
+                                                f"{self.number}", self.timeout):
             raise Prune(epoch, value)
 
-    def heartbeat(self):
-        return self._studies.Heartbeat(self.storage, [self.trial_id])
+    def heartbeat(self) -> studies.Heartbeat:
+        return studies.Heartbeat(self.storage, [self.trial_id])
 
 
 def open_trial(hc, cfg) -> Trial | None:
@@ -78,18 +75,13 @@ def open_trial(hc, cfg) -> Trial | None:
     number = OmegaConf.select(hc, f"job.env_set.{TRIAL_ENV}", default=None)
     if number is None:
         return None
-    import optuna
-    from hydra.utils import instantiate
-
-    from fashionlab import study as studies
-
     s = hc.sweeper
     storage = studies.open_storage(s.storage, s.heartbeat_interval, s.grace_period)
     pruner = instantiate(s.pruner, _execution_whitelist_=SEARCH_WHITELIST)
     # The job only reports and asks: a neutral sampler, since Trial() hands every new trial to the sampler.
-    study = studies.retrying(lambda: studies.load_study(s.study_name, storage, pruner=pruner,
-                                                        sampler=optuna.samplers.RandomSampler()),
-                             "load the study", s.storage_timeout)
+    study = retrying(lambda: studies.load_study(s.study_name, storage, pruner=pruner,
+                                                sampler=optuna.samplers.RandomSampler()),
+                     "load the study", s.storage_timeout)
     return Trial(study, storage, int(number), cfg.objective.metric, cfg.trainer.max_epochs, s.storage_timeout)
 
 

@@ -19,6 +19,7 @@ import time
 import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
+from pathlib import Path
 
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
@@ -103,8 +104,6 @@ def open_storage(storage: str | None, heartbeat_interval: int | None = None, gra
         return None
     storage = str(storage)
     if "://" not in storage:
-        from pathlib import Path
-
         try:
             Path(storage).parent.mkdir(parents=True, exist_ok=True)
             return JournalFileStorage(storage, heartbeat_interval, grace_period, stale_trial_callback)
@@ -113,6 +112,8 @@ def open_storage(storage: str | None, heartbeat_interval: int | None = None, gra
                             f"hydra.sweeper.storage to a writable path, or to a database URL.") from None
     from sqlalchemy.exc import IntegrityError, ProgrammingError
 
+    if storage.startswith("sqlite:///"):  # SQLite creates the file, not its folder
+        Path(storage[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     for attempt in range(8):
         try:
             with quiet_optuna():
