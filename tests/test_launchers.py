@@ -24,7 +24,8 @@ def test_submitit_jobs_know_their_trial_and_are_pruned(tmp_path, user_conf):  # 
 
 
 def test_make_search_starts_n_workers_on_one_study(tmp_path):
-    args = f"{' '.join(SMOKE)} hydra.sweeper.n_trials=4 paths.multirun_dir={tmp_path}/multirun"
+    # Trials of a second or more: a worker that starts a moment later still finds trials to take.
+    args = f"{' '.join(SMOKE)} hydra.sweeper.n_trials=4 data.num_train=3000 paths.multirun_dir={tmp_path}/multirun"
     proc = subprocess.run(["make", "search", "WORKERS=2", f"ARGS={args}"], cwd=ROOT, capture_output=True,
                           text=True, timeout=240, env=environment())
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

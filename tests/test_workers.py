@@ -10,6 +10,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import torch
 
 from conftest import SEARCH, SMOKE, get, load_study, metrics, poll, run_dirs, server, start, train
 
@@ -39,8 +40,9 @@ def wait_until_running(url: str, timeout: float = 60) -> optuna.trial.FrozenTria
 
 def test_two_workers_started_together_on_an_empty_database_share_one_study(tmp_path, postgres):
     url = postgres.url("together")  # the password in the URL: works, and stays out of every record
-    procs = [start("-m", *SMOKE, *SEARCH, storage_arg(url), "hydra.sweeper.n_trials=4", tmp=tmp_path)
-             for _ in range(2)]
+    # Trials of a second or more: a worker that starts a moment later still finds trials to take.
+    procs = [start("-m", *SMOKE, *SEARCH, storage_arg(url), "hydra.sweeper.n_trials=4", "data.num_train=3000",
+                   tmp=tmp_path) for _ in range(2)]
     outputs = [p.communicate(timeout=180)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
     trials = load_study(url).trials
@@ -105,8 +107,12 @@ def test_a_database_restart_is_ridden_out_and_a_lost_database_stops_the_worker_c
     url = postgres.url("restart")
     worker = start("-m", *SMOKE, *SEARCH, *LONG, storage_arg(url), "hydra.sweeper.n_trials=1", tmp=tmp_path)
     wait_until_running(url)
+    (checkpoint,) = (tmp_path / "multirun").glob("*/*/checkpoints/last.pt")
     postgres.stop()
-    time.sleep(2)  # two epochs' reports and heartbeats find the database away
+    epoch = torch.load(checkpoint, weights_only=True)["progress"]["epoch"]
+    # Down until the next epoch's checkpoint is written: the report right after it finds the database away.
+    poll(lambda: torch.load(checkpoint, weights_only=True)["progress"]["epoch"], lambda e: e > epoch)
+    time.sleep(1)
     postgres.start()
     out, _ = worker.communicate(timeout=120)
     assert worker.returncode == 0, out
