@@ -91,15 +91,13 @@ def threads_per_job(hc) -> int | None:
 
     if hc.mode != RunMode.MULTIRUN:
         return None
-    launcher = hc.launcher
-    cpus = OmegaConf.select(launcher, "cpus_per_task", default=None)
+    cpus = OmegaConf.select(hc.launcher, "cpus_per_task", default=None)
     if cpus:  # submitit (SLURM or local): the CPUs the job was given
         return int(cpus)
-    n_jobs = OmegaConf.select(launcher, "n_jobs", default=None)
-    if n_jobs and n_jobs != 1:  # joblib: -1 means one job per core
-        cores = os.cpu_count() or 1
-        return max(1, cores // (cores if n_jobs < 0 else n_jobs))
-    return None
+    if OmegaConf.select(hc.launcher, "n_jobs", default=None) is None:  # the basic launcher: one at a time
+        return None
+    at_once = parallel_jobs(hc.launcher)  # joblib
+    return max(1, (os.cpu_count() or 1) // at_once) if at_once > 1 else None
 
 
 def parallel_jobs(launcher) -> int:
