@@ -10,6 +10,7 @@
     after each epoch (untimed) to find the training time to reach 0.89.
 Medians over --reps repetitions. Writes bench/RESULTS.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,7 +49,7 @@ def matmul_gflops(n: int = 2048, reps: int = 10) -> float:
         t = time.perf_counter()
         a @ b
         times.append(time.perf_counter() - t)
-    return 2 * n ** 3 / statistics.median(times) / 1e9
+    return 2 * n**3 / statistics.median(times) / 1e9
 
 
 def lenet5_train_flops() -> float:
@@ -60,10 +61,10 @@ def lenet5_train_flops() -> float:
 def tutorial(train_x, train_y, test_x, test_y, batches: int) -> dict:
     """The tutorial's loop as written; returns its measured parts and the extrapolated epoch."""
     torch.manual_seed(0)
-    loader = torch.utils.data.DataLoader(PerSampleDataset(train_x, train_y), batch_size=4, shuffle=True,
-                                         num_workers=2)
-    val_loader = torch.utils.data.DataLoader(PerSampleDataset(test_x, test_y), batch_size=4, shuffle=False,
-                                             num_workers=2)
+    loader = torch.utils.data.DataLoader(PerSampleDataset(train_x, train_y), batch_size=4, shuffle=True, num_workers=2)
+    val_loader = torch.utils.data.DataLoader(
+        PerSampleDataset(test_x, test_y), batch_size=4, shuffle=False, num_workers=2
+    )
     net = LeNet5()
     optimizer = torch.optim.SGD(net.parameters(), lr=0.001, momentum=0.9)
     it = iter(loader)
@@ -92,12 +93,14 @@ def tutorial(train_x, train_y, test_x, test_y, batches: int) -> dict:
 
 def timed(method, total: list):
     """`method`, adding the seconds each call takes to total[0]."""
+
     def call(*args, **kwargs):
         t = time.perf_counter()
         try:
             return method(*args, **kwargs)
         finally:
             total[0] += time.perf_counter() - t
+
     return call
 
 
@@ -131,10 +134,17 @@ def project_default(tmp: Path) -> dict:
     trainer.logger.close()
     p = trainer.progress
     reach = next((train_s for train_s, _, acc in curve if acc >= TARGET_ACC), float("nan"))
-    return {"images_per_s": p.images_per_s, "epoch_s": p.epoch_time_s / epochs, "train_s": p.train_time_s,
-            "time_to_target_s": reach, "test_acc": curve[-1][2], "epochs": epochs,
-            "bookkeeping_share": bookkeeping[0] / p.epoch_time_s,
-            "batch_size": trainer.data.batch_size, "log_every": trainer.log_every_n_steps}
+    return {
+        "images_per_s": p.images_per_s,
+        "epoch_s": p.epoch_time_s / epochs,
+        "train_s": p.train_time_s,
+        "time_to_target_s": reach,
+        "test_acc": curve[-1][2],
+        "epochs": epochs,
+        "bookkeeping_share": bookkeeping[0] / p.epoch_time_s,
+        "batch_size": trainer.data.batch_size,
+        "log_every": trainer.log_every_n_steps,
+    }
 
 
 def profile_default(tmp: Path, rows: int = 12) -> str:
@@ -151,8 +161,11 @@ def profile_default(tmp: Path, rows: int = 12) -> str:
     ops = sorted(prof.key_averages(group_by_input_shape=True), key=lambda e: e.self_cpu_time_total, reverse=True)
     total = sum(e.self_cpu_time_total for e in ops)
     lines = ["| operator (self time) | first input | ms per step | share |", "|---|---|---|---|"]
-    lines += [f"| `{e.key}` | {e.input_shapes[0] if e.input_shapes else ''} | "
-              f"{e.self_cpu_time_total / steps / 1e3:.2f} | {e.self_cpu_time_total / total:.0%} |" for e in ops[:rows]]
+    lines += [
+        f"| `{e.key}` | {e.input_shapes[0] if e.input_shapes else ''} | "
+        f"{e.self_cpu_time_total / steps / 1e3:.2f} | {e.self_cpu_time_total / total:.0%} |"
+        for e in ops[:rows]
+    ]
     lines.append(f"| all operators | | {total / steps / 1e3:.2f} | 100% |")
     return "\n".join(lines)
 
@@ -184,30 +197,46 @@ def main() -> None:
     tut, ours = [], []
     for rep in range(args.reps):
         tut.append(tutorial(train_x, train_y, test_x, test_y, args.tutorial_batches))
-        print(f"[{rep + 1}/{args.reps}] tutorial: {tut[-1]['images_per_s']:,.0f} img/s, "
-              f"epoch {tut[-1]['epoch_s']:.1f} s (extrapolated)", flush=True)
+        print(
+            f"[{rep + 1}/{args.reps}] tutorial: {tut[-1]['images_per_s']:,.0f} img/s, "
+            f"epoch {tut[-1]['epoch_s']:.1f} s (extrapolated)",
+            flush=True,
+        )
         with tempfile.TemporaryDirectory() as tmp:
             ours.append(project_default(Path(tmp)))
-        print(f"[{rep + 1}/{args.reps}] default: {ours[-1]['images_per_s']:,.0f} img/s, epoch "
-              f"{ours[-1]['epoch_s']:.2f} s, {TARGET_ACC} test acc after {ours[-1]['time_to_target_s']:.1f} s "
-              f"of training (final {ours[-1]['test_acc']:.4f})", flush=True)
+        print(
+            f"[{rep + 1}/{args.reps}] default: {ours[-1]['images_per_s']:,.0f} img/s, epoch "
+            f"{ours[-1]['epoch_s']:.2f} s, {TARGET_ACC} test acc after {ours[-1]['time_to_target_s']:.1f} s "
+            f"of training (final {ours[-1]['test_acc']:.4f})",
+            flush=True,
+        )
     med = {k: statistics.median(r[k] for r in tut) for k in tut[0]}
-    mine = {k: statistics.median(r[k] for r in ours) for k in ("images_per_s", "epoch_s", "time_to_target_s",
-                                                                 "test_acc", "train_s", "bookkeeping_share")}
+    mine = {
+        k: statistics.median(r[k] for r in ours)
+        for k in ("images_per_s", "epoch_s", "time_to_target_s", "test_acc", "train_s", "bookkeeping_share")
+    }
     help_s, cfg_s = startup_seconds("--help"), startup_seconds("--cfg", "job")
     with tempfile.TemporaryDirectory() as tmp:
         profile_table = profile_default(Path(tmp))
     rows = [
-        ("training images/s", f"{med['images_per_s']:,.0f}", f"{mine['images_per_s']:,.0f}",
-         f"{mine['images_per_s'] / med['images_per_s']:.1f}x"),
-        ("epoch with its validation, s", f"{med['epoch_s']:.1f}", f"{mine['epoch_s']:.2f}",
-         f"{med['epoch_s'] / mine['epoch_s']:.1f}x faster"),
+        (
+            "training images/s",
+            f"{med['images_per_s']:,.0f}",
+            f"{mine['images_per_s']:,.0f}",
+            f"{mine['images_per_s'] / med['images_per_s']:.1f}x",
+        ),
+        (
+            "epoch with its validation, s",
+            f"{med['epoch_s']:.1f}",
+            f"{mine['epoch_s']:.2f}",
+            f"{med['epoch_s'] / mine['epoch_s']:.1f}x faster",
+        ),
     ]
     table = "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows)
     report = f"""# Benchmark results
 
 Measured by `make bench` (`python bench/bench.py --reps {args.reps}`) on {platform.processor() or platform.machine()},
-{torch.get_num_threads()} threads, torch {torch.__version__}, {time.strftime('%Y-%m-%d')}. Medians of {args.reps} repetitions, all in one run.
+{torch.get_num_threads()} threads, torch {torch.__version__}, {time.strftime("%Y-%m-%d")}. Medians of {args.reps} repetitions, all in one run.
 
 | | tutorial loop (a) | default training (b) | ratio |
 |---|---|---|---|
@@ -215,22 +244,22 @@ Measured by `make bench` (`python bench/bench.py --reps {args.reps}`) on {platfo
 
 - (a) batch 4, per-sample PIL -> ToTensor -> Normalize DataLoader (2 workers), SGD lr 0.001 momentum 0.9,
   a full pass over the 10,000 test images every 1,000 batches: {args.tutorial_batches} batches timed and one
-  validation pass ({med['val_pass_s']:.1f} s), extrapolated to 15,000 batches and 15 validations.
-- (b) `python src/train.py` defaults: LeNet-5, batch {ours[0]['batch_size']}, SGD + one-cycle, in-memory data,
-  channels-last, {ours[0]['epochs']} epochs; test accuracy {mine['test_acc']:.4f} after {mine['train_s']:.1f} s of training.
-- Logging (scalars every {ours[0]['log_every']} steps) and the checkpoint after every epoch: {mine['bookkeeping_share']:.1%} of the
+  validation pass ({med["val_pass_s"]:.1f} s), extrapolated to 15,000 batches and 15 validations.
+- (b) `python src/train.py` defaults: LeNet-5, batch {ours[0]["batch_size"]}, SGD + one-cycle, in-memory data,
+  channels-last, {ours[0]["epochs"]} epochs; test accuracy {mine["test_acc"]:.4f} after {mine["train_s"]:.1f} s of training.
+- Logging (scalars every {ours[0]["log_every"]} steps) and the checkpoint after every epoch: {mine["bookkeeping_share"]:.1%} of the
   epoch time.
-- Time to reach {TARGET_ACC} test accuracy with the defaults: **{mine['time_to_target_s']:.1f} s** of training
+- Time to reach {TARGET_ACC} test accuracy with the defaults: **{mine["time_to_target_s"]:.1f} s** of training
   (test accuracy read after each epoch).
 - Machine: float32 matmul {gflops:.0f} GFLOP/s; LeNet-5 needs {lenet5_train_flops() / 1e6:.2f} MFLOP per training
   image, so the compute limit is {limit:,.0f} images/s; the default training reaches
-  **{mine['images_per_s'] / limit:.1%}** of it.
+  **{mine["images_per_s"] / limit:.1%}** of it.
 - `python src/train.py --help`: {help_s:.2f} s; `python src/train.py --cfg job`: {cfg_s:.2f} s (medians of 5).
 - GPU: not measured (no GPU machine was available to this task).
 
 ## Where the default training's time goes
 
-One epoch of the default training (batch {ours[0]['batch_size']}) under `torch.profiler`: the most expensive operators by their
+One epoch of the default training (batch {ours[0]["batch_size"]}) under `torch.profiler`: the most expensive operators by their
 own time, per step (the profiler adds some overhead to every operator; a backward operator's first input is the
 gradient of its output: 16 channels is conv2, 6 channels conv1):
 

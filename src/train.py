@@ -1,13 +1,14 @@
 """Train a classifier; every run writes its own TensorBoard log directory.
 
-    python src/train.py                                   # LeNet-5 on Fashion-MNIST, outputs/<date>/<time>/
-    python src/train.py optimizer.lr=0.01 trainer.max_epochs=5 data.batch_size=128
-    python src/train.py model=mlp optimizer=adam
-    python src/train.py -m optimizer.lr=0.1,0.01,0.001 model=lenet5,mlp
-    python src/train.py -m hparams_search=lenet5_optuna
-    python src/train.py resume=outputs/2026-11-29/12-00-00 trainer.max_epochs=20
-    tensorboard --logdir outputs
+python src/train.py                                   # LeNet-5 on Fashion-MNIST, outputs/<date>/<time>/
+python src/train.py optimizer.lr=0.01 trainer.max_epochs=5 data.batch_size=128
+python src/train.py model=mlp optimizer=adam
+python src/train.py -m optimizer.lr=0.1,0.01,0.001 model=lenet5,mlp
+python src/train.py -m hparams_search=lenet5_optuna
+python src/train.py resume=outputs/2026-11-29/12-00-00 trainer.max_epochs=20
+tensorboard --logdir outputs
 """
+
 import os
 import sys
 from pathlib import Path

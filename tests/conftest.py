@@ -1,5 +1,6 @@
 """Shared helpers: tiny Fashion-MNIST-format IDX files, running src/train.py as a user would, reading back what
 runs wrote (metrics.json, TensorBoard events, the study), a real tensorboard server, a throwaway PostgreSQL."""
+
 from __future__ import annotations
 
 import contextlib
@@ -56,8 +57,14 @@ def environment(env: dict | None = None) -> dict:
     return {**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
 
 
-def train(*args: str, tmp: Path, timeout: float = 120, check: bool = True, env: dict | None = None,
-          script: str = "src/train.py") -> subprocess.CompletedProcess:
+def train(
+    *args: str,
+    tmp: Path,
+    timeout: float = 120,
+    check: bool = True,
+    env: dict | None = None,
+    script: str = "src/train.py",
+) -> subprocess.CompletedProcess:
     """Run `python src/train.py ARGS` with its outputs under tmp; assert success unless check=False."""
     cmd = command(*args, tmp=tmp, script=script)
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=environment(env))
@@ -68,8 +75,14 @@ def train(*args: str, tmp: Path, timeout: float = 120, check: bool = True, env: 
 
 def start(*args: str, tmp: Path, env: dict | None = None) -> subprocess.Popen:
     """`python src/train.py ARGS` in the background, output (text) in proc.stdout."""
-    return subprocess.Popen(command(*args, tmp=tmp), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=environment(env))
+    return subprocess.Popen(
+        command(*args, tmp=tmp),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=environment(env),
+    )
 
 
 def run_dirs(root: Path) -> list[Path]:
@@ -135,8 +148,9 @@ def poll(read, done, timeout: float = 60, every: float = 0.3):
 def server(args: list[str], ready: str, timeout: float = 60):
     """Start a web server (tensorboard, optuna-dashboard) on a free loopback port; yield its base URL."""
     port = free_port()
-    proc = subprocess.Popen([*args, "--host", "127.0.0.1", "--port", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*args, "--host", "127.0.0.1", "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + timeout
@@ -153,15 +167,19 @@ def server(args: list[str], ready: str, timeout: float = 60):
 
 
 def tensorboard(logdir: Path):
-    return server([str(Path(sys.executable).parent / "tensorboard"), "--logdir", str(logdir)],
-                  "/data/plugins_listing")
+    return server([str(Path(sys.executable).parent / "tensorboard"), "--logdir", str(logdir)], "/data/plugins_listing")
 
 
 def session_groups(base: str) -> list[dict]:
     """The HPARAMS table as the dashboard asks for it: one group per run."""
-    body = {"experimentName": "", "startIndex": 0, "sliceSize": 100, "colParams": [],
-            "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"],
-            "aggregationType": "AGGREGATION_AVG"}
+    body = {
+        "experimentName": "",
+        "startIndex": 0,
+        "sliceSize": 100,
+        "colParams": [],
+        "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"],
+        "aggregationType": "AGGREGATION_AVG",
+    }
     return get(f"{base}/data/plugin/hparams/session_groups", body)["sessionGroups"]
 
 
@@ -178,8 +196,16 @@ class Postgres:
         shutil.chown(self.dir, "postgres", "postgres")
         (self.dir / "pw").write_text(self.PASSWORD + "\n")
         shutil.chown(self.dir / "pw", "postgres")
-        self._as_postgres(self.BIN / "initdb", "-D", self.data, "-U", "postgres", "--auth-local=trust",
-                          "--auth-host=scram-sha-256", "--no-sync")
+        self._as_postgres(
+            self.BIN / "initdb",
+            "-D",
+            self.data,
+            "-U",
+            "postgres",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            "--no-sync",
+        )
         self.start()
         self.psql(f"CREATE ROLE {self.USER} LOGIN PASSWORD '{self.PASSWORD}'")
 
@@ -190,15 +216,25 @@ class Postgres:
         return subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=self.dir)
 
     def start(self) -> None:
-        self._as_postgres(self.BIN / "pg_ctl", "-D", self.data, "-l", self.dir / "log", "-w", "-o",
-                          f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+        self._as_postgres(
+            self.BIN / "pg_ctl",
+            "-D",
+            self.data,
+            "-l",
+            self.dir / "log",
+            "-w",
+            "-o",
+            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "start",
+        )
 
     def stop(self) -> None:
         self._as_postgres(self.BIN / "pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop")
 
     def psql(self, sql: str, db: str = "postgres") -> str:
-        return self._as_postgres(self.BIN / "psql", "-h", self.dir, "-p", self.port, "-U", "postgres", "-d", db, "-tAc",
-                                 sql).stdout
+        return self._as_postgres(
+            self.BIN / "psql", "-h", self.dir, "-p", self.port, "-U", "postgres", "-d", db, "-tAc", sql
+        ).stdout
 
     def database(self, name: str) -> str:
         """A fresh, empty database owned by the user; its URL without the password."""

@@ -1,4 +1,5 @@
 """Configs compose and build; bad input fails early with a clear message; untrusted targets are refused."""
+
 from __future__ import annotations
 
 import pytest
@@ -43,9 +44,18 @@ def test_every_option_composes_and_builds(group, option):
 def test_lenet5_is_the_tutorials_variant():
     model = instantiate(cfg_with().model)
     shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    assert shapes == {"conv1.weight": (6, 1, 5, 5), "conv1.bias": (6,), "conv2.weight": (16, 6, 5, 5),
-                      "conv2.bias": (16,), "fc1.weight": (120, 256), "fc1.bias": (120,), "fc2.weight": (84, 120),
-                      "fc2.bias": (84,), "fc3.weight": (10, 84), "fc3.bias": (10,)}
+    assert shapes == {
+        "conv1.weight": (6, 1, 5, 5),
+        "conv1.bias": (6,),
+        "conv2.weight": (16, 6, 5, 5),
+        "conv2.bias": (16,),
+        "fc1.weight": (120, 256),
+        "fc1.bias": (120,),
+        "fc2.weight": (84, 120),
+        "fc2.bias": (84,),
+        "fc3.weight": (10, 84),
+        "fc3.bias": (10,),
+    }
 
 
 def test_overrides_reach_the_components():
@@ -55,12 +65,18 @@ def test_overrides_reach_the_components():
     assert instantiate(cfg.optimizer)(model.parameters()).param_groups[0]["lr"] == 0.01
 
 
-@pytest.mark.parametrize("override,named", [
-    ("optimizer.lr=-0.1", "optimizer.lr=-0.1"), ("optimizer.lr=0", "optimizer.lr=0"),
-    ("data.batch_size=0", "data.batch_size=0"), ("trainer.max_epochs=-1", "trainer.max_epochs=-1"),
-    ("optimizer.lr=fast", "optimizer.lr='fast'"), ("data.batch_size=1.5", "data.batch_size=1.5"),
-    ("trainer.device=tpu", "trainer.device=tpu"),
-])
+@pytest.mark.parametrize(
+    "override,named",
+    [
+        ("optimizer.lr=-0.1", "optimizer.lr=-0.1"),
+        ("optimizer.lr=0", "optimizer.lr=0"),
+        ("data.batch_size=0", "data.batch_size=0"),
+        ("trainer.max_epochs=-1", "trainer.max_epochs=-1"),
+        ("optimizer.lr=fast", "optimizer.lr='fast'"),
+        ("data.batch_size=1.5", "data.batch_size=1.5"),
+        ("trainer.device=tpu", "trainer.device=tpu"),
+    ],
+)
 def test_bad_values_are_named(override, named):
     with pytest.raises(UserError, match=named.replace(".", r"\.").replace("'", ".")):
         check_config(cfg_with(override))
@@ -95,9 +111,15 @@ def hydra_cfg(*overrides):
         return compose("train", overrides=["hparams_search=lenet5_optuna", *overrides], return_hydra_config=True)
 
 
-@pytest.mark.parametrize("pruner,built", [("successive_halving", "SuccessiveHalvingPruner"),
-                                          ("median", "MedianPruner"), ("hyperband", "HyperbandPruner"),
-                                          ("none", "NopPruner")])
+@pytest.mark.parametrize(
+    "pruner,built",
+    [
+        ("successive_halving", "SuccessiveHalvingPruner"),
+        ("median", "MedianPruner"),
+        ("hyperband", "HyperbandPruner"),
+        ("none", "NopPruner"),
+    ],
+)
 def test_every_pruner_option_builds_its_optuna_pruner(pruner, built):
     import optuna
 
@@ -115,6 +137,10 @@ def test_the_preset_composes_with_any_sampler_and_the_slurm_launcher():
     assert sweeper._target_.endswith("OptunaPruningSweeper") and sweeper.sampler.seed == 1234
     assert sweeper.pruner._target_ == "optuna.pruners.SuccessiveHalvingPruner" and sweeper.pruner.min_resource == 1
     assert launcher._target_.endswith("SlurmLauncher") and launcher.partition == "gpu"
-    assert (launcher.timeout_min, launcher.cpus_per_task, launcher.gpus_per_node, launcher.array_parallelism) == \
-        (60, 4, 1, 8)
+    assert (launcher.timeout_min, launcher.cpus_per_task, launcher.gpus_per_node, launcher.array_parallelism) == (
+        60,
+        4,
+        1,
+        8,
+    )
     assert cfg.hydra.sweep.dir.endswith("multirun/lenet5_optuna") and sweeper.storage.endswith("optuna.journal")

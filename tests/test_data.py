@@ -1,8 +1,9 @@
 """The data path: where Fashion-MNIST comes from, what happens when it is missing or broken, batch equivalence."""
+
 from __future__ import annotations
 
-import torch
 import pytest
+import torch
 
 from conftest import FILES, write_idx_gz
 from fashionlab.config import UserError
@@ -16,6 +17,7 @@ def test_missing_everywhere_says_how_to_get_it(tmp_path, monkeypatch):
 
     def offline(*args, **kwargs):
         raise RuntimeError("Error downloading train-images-idx3-ubyte.gz")
+
     monkeypatch.setattr(torchvision.datasets, "FashionMNIST", offline)
     data = FashionMNIST(root=str(tmp_path / "data"), debian_dir=str(tmp_path / "nowhere"))
     with pytest.raises(UserError) as e:
@@ -48,8 +50,10 @@ def test_a_validation_split_larger_than_the_data(idx_dir, tmp_path):
 
 
 def test_in_memory_and_per_sample_paths_give_the_same_batches():
-    fast, slow = (Synthetic(num_train=300, num_test=50, val_size=50, batch_size=32, in_memory=m, num_workers=0)
-                  for m in (True, False))
+    fast, slow = (
+        Synthetic(num_train=300, num_test=50, val_size=50, batch_size=32, in_memory=m, num_workers=0)
+        for m in (True, False)
+    )
     fast.setup(CPU), slow.setup(CPU)
     a = list(fast.train_batches(torch.Generator().manual_seed(1)))
     b = list(slow.train_batches(torch.Generator().manual_seed(1)))

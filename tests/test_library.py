@@ -1,4 +1,5 @@
 """The library's small parts, in-process and fast: progress, the record, the leaderboard, the study's storage."""
+
 from __future__ import annotations
 
 import time
@@ -38,20 +39,37 @@ def test_progress_round_trips_through_a_weights_only_checkpoint(tmp_path):
 
 
 def test_progress_reads_the_checkpoints_of_the_previous_version():
-    old = {"epoch": 1, "batch": 0, "step": 10, "images": 1280, "best": {"value": 0.5, "epoch": 1, "step": 10},
-           "metrics": {"val/acc": 0.5}, "train_time_s": 1.0, "epoch_time_s": 1.2, "total_steps": 40,
-           "model_target": "fashionlab.models.LeNet5"}
+    old = {
+        "epoch": 1,
+        "batch": 0,
+        "step": 10,
+        "images": 1280,
+        "best": {"value": 0.5, "epoch": 1, "step": 10},
+        "metrics": {"val/acc": 0.5},
+        "train_time_s": 1.0,
+        "epoch_time_s": 1.2,
+        "total_steps": 40,
+        "model_target": "fashionlab.models.LeNet5",
+    }
     p = Progress.from_state_dict(old)
     assert p.step == 10 and p.best.value == 0.5 and p.images_per_s == 1280
 
 
-@pytest.mark.parametrize("text,shown", [
-    ("postgresql+psycopg2://user:hunter2@db.example.org:5432/studies",
-     "postgresql+psycopg2://user:***@db.example.org:5432/studies"),
-    ("storage=mysql://root:p%40ss@10.0.0.1/x more", "storage=mysql://root:***@10.0.0.1/x more"),
-    ("host=db user=me password=hunter2 dbname=x", "host=db user=me password=*** dbname=x"),
-    ("postgresql://user@host/db and sqlite:///multirun/x.db", "postgresql://user@host/db and sqlite:///multirun/x.db"),
-])
+@pytest.mark.parametrize(
+    "text,shown",
+    [
+        (
+            "postgresql+psycopg2://user:hunter2@db.example.org:5432/studies",
+            "postgresql+psycopg2://user:***@db.example.org:5432/studies",
+        ),
+        ("storage=mysql://root:p%40ss@10.0.0.1/x more", "storage=mysql://root:***@10.0.0.1/x more"),
+        ("host=db user=me password=hunter2 dbname=x", "host=db user=me password=*** dbname=x"),
+        (
+            "postgresql://user@host/db and sqlite:///multirun/x.db",
+            "postgresql://user@host/db and sqlite:///multirun/x.db",
+        ),
+    ],
+)
 def test_redact_masks_passwords_and_nothing_else(text, shown):
     assert record.redact(text) == shown
 
@@ -67,11 +85,24 @@ def hydra_view(*overrides):
 
 
 def test_hyperparameters_are_what_the_run_chose():
-    cfg, hc = hydra_view("model=mlp", "optimizer.lr=0.01", "trainer.device=cpu", "paths.output_dir=/x",
-                         "logging.embedding_samples=5", "+data.extra=[1,2]")
+    cfg, hc = hydra_view(
+        "model=mlp",
+        "optimizer.lr=0.01",
+        "trainer.device=cpu",
+        "paths.output_dir=/x",
+        "logging.embedding_samples=5",
+        "+data.extra=[1,2]",
+    )
     chosen = record.hparams(cfg, hc)
-    assert chosen == {"data": "fashion_mnist", "model": "mlp", "optimizer": "sgd", "scheduler": "onecycle",
-                      "trainer": "default", "optimizer.lr": 0.01, "data.extra": [1, 2]}
+    assert chosen == {
+        "data": "fashion_mnist",
+        "model": "mlp",
+        "optimizer": "sgd",
+        "scheduler": "onecycle",
+        "trainer": "default",
+        "optimizer.lr": 0.01,
+        "data.extra": [1, 2],
+    }
     searched = record.hparams(cfg, hc, searched=["optimizer.lr"])
     assert list(searched)[0] == "optimizer.lr"
     assert record.tensorboard_hparams(chosen, Status.PRUNED)["status"] == "pruned"
@@ -79,14 +110,28 @@ def test_hyperparameters_are_what_the_run_chose():
 
 
 def run(status, value, trial, **hparams):
-    return {"status": status, "objective": {"metric": "val/acc", "mode": "max", "value": value}, "trial": trial,
-            "job": {"num": 0}, "hparams": hparams, "epochs": 4, "max_epochs": 4, "wall_time_s": 1.0,
-            "name": f"{trial:03d}", "test/acc": value}
+    return {
+        "status": status,
+        "objective": {"metric": "val/acc", "mode": "max", "value": value},
+        "trial": trial,
+        "job": {"num": 0},
+        "hparams": hparams,
+        "epochs": 4,
+        "max_epochs": 4,
+        "wall_time_s": 1.0,
+        "name": f"{trial:03d}",
+        "test/acc": value,
+    }
 
 
 def test_the_leaderboard_ranks_completed_then_pruned_then_failed():
-    runs = [run("pruned", 0.95, 0, lr=0.1), run("completed", 0.80, 1, lr=0.2), run("diverged", None, 2, lr=9.0),
-            run("completed", 0.85, 3, lr=0.3), run("pruned", 0.60, 4, lr=0.4)]
+    runs = [
+        run("pruned", 0.95, 0, lr=0.1),
+        run("completed", 0.80, 1, lr=0.2),
+        run("diverged", None, 2, lr=9.0),
+        run("completed", 0.85, 3, lr=0.3),
+        run("pruned", 0.60, 4, lr=0.4),
+    ]
     assert [r["trial"] for r in ranked(runs)] == [3, 1, 0, 4, 2]
     best = best_so_far(runs, "max")
     assert [round(b, 2) if b == b else None for b in best] == [None, 0.8, 0.8, 0.85, 0.85]  # pruned never counts
@@ -96,8 +141,10 @@ def test_the_leaderboard_ranks_completed_then_pruned_then_failed():
 
 
 def test_differing_keys_keep_the_searched_order():
-    runs = [{"hparams": {"lr": 0.1, "bs": 64, "model": "lenet5"}},
-            {"hparams": {"lr": 0.2, "bs": 32, "model": "lenet5"}}]
+    runs = [
+        {"hparams": {"lr": 0.1, "bs": 64, "model": "lenet5"}},
+        {"hparams": {"lr": 0.2, "bs": 32, "model": "lenet5"}},
+    ]
     assert differing_keys(runs) == ["lr", "bs"]
 
 

@@ -1,4 +1,5 @@
 """Faults with real processes: SIGKILL and SIGINT mid-run, resume, corrupt checkpoints, bad data; reproducibility."""
+
 from __future__ import annotations
 
 import shutil
@@ -15,8 +16,15 @@ from conftest import events, metrics, run_dirs, start, train
 pytestmark = pytest.mark.slow
 
 # Synthetic data big enough for an epoch to last about a second: time to kill a run inside epoch 2.
-LONG = ("data=synthetic", "data.num_train=12000", "data.batch_size=100", "trainer.max_epochs=2",
-        "trainer.progress_bar=false", "logging.embedding_samples=20", "seed=7")
+LONG = (
+    "data=synthetic",
+    "data.num_train=12000",
+    "data.batch_size=100",
+    "trainer.max_epochs=2",
+    "trainer.progress_bar=false",
+    "logging.embedding_samples=20",
+    "seed=7",
+)
 FINAL = ("val/loss", "val/acc", "test/loss", "test/acc")
 
 
@@ -100,10 +108,13 @@ def snapshot(run: Path) -> dict[str, bytes]:
     return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
 
 
-@pytest.mark.parametrize("damage,args,message", [
-    ("truncate", (), "is truncated or corrupt"),
-    (None, ("model.fc1_features=60",), "does not fit this model"),
-])
+@pytest.mark.parametrize(
+    "damage,args,message",
+    [
+        ("truncate", (), "is truncated or corrupt"),
+        (None, ("model.fc1_features=60",), "does not fit this model"),
+    ],
+)
 def test_a_bad_resume_says_why_and_changes_nothing(tmp_path, finished, damage, args, message):
     run = tmp_path / "run"
     shutil.copytree(finished, run)

@@ -1,4 +1,5 @@
 """Sweeps: grid multiruns, and Optuna searches with the project's sweeper: pruning, failures, joblib, compare."""
+
 from __future__ import annotations
 
 import os
@@ -12,17 +13,42 @@ import torch
 import yaml
 from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 
-from conftest import (ROOT, SEARCH, SMOKE, events, get, journal, load_study, metrics, poll, run_dirs,
-                      session_groups, tensorboard, train)
+from conftest import (
+    ROOT,
+    SEARCH,
+    SMOKE,
+    events,
+    get,
+    journal,
+    load_study,
+    metrics,
+    poll,
+    run_dirs,
+    session_groups,
+    tensorboard,
+    train,
+)
 
 pytestmark = pytest.mark.slow
 State = optuna.trial.TrialState
 # A search where pruning certainly happens: two learning rates on a grid, all else fixed, and a pruner of the
 # user's own (conf/hydra/sweeper/pruner/threshold.yaml on the search path) that stops any trial under 0.5.
-FIXED = ("optimizer=sgd", "optimizer.weight_decay=0", "data.batch_size=32", "model.conv2_channels=16",
-         "model.fc1_features=120")
-PRUNING = (*SMOKE, *SEARCH, "trainer.max_epochs=2", "hydra/sweeper/sampler=grid", "hydra/sweeper/pruner=threshold",
-           *FIXED, "optimizer.lr=choice(0.05,0.0000001)")
+FIXED = (
+    "optimizer=sgd",
+    "optimizer.weight_decay=0",
+    "data.batch_size=32",
+    "model.conv2_channels=16",
+    "model.fc1_features=120",
+)
+PRUNING = (
+    *SMOKE,
+    *SEARCH,
+    "trainer.max_epochs=2",
+    "hydra/sweeper/sampler=grid",
+    "hydra/sweeper/pruner=threshold",
+    *FIXED,
+    "optimizer.lr=choice(0.05,0.0000001)",
+)
 
 
 @pytest.fixture
@@ -43,8 +69,11 @@ def test_grid_multirun_writes_a_named_run_per_job_and_compare_ranks_them(tmp_pat
     (sweep,) = (tmp_path / "multirun").glob("*/*")
     runs = run_dirs(sweep)
     assert sorted(r.name for r in runs) == [
-        "0_experiment=smoke,model=lenet5,optimizer.lr=0.1", "1_experiment=smoke,model=lenet5,optimizer.lr=0.01",
-        "2_experiment=smoke,model=mlp,optimizer.lr=0.1", "3_experiment=smoke,model=mlp,optimizer.lr=0.01"]
+        "0_experiment=smoke,model=lenet5,optimizer.lr=0.1",
+        "1_experiment=smoke,model=lenet5,optimizer.lr=0.01",
+        "2_experiment=smoke,model=mlp,optimizer.lr=0.1",
+        "3_experiment=smoke,model=mlp,optimizer.lr=0.01",
+    ]
     for r in runs:
         assert "val/acc" in events(r).Tags()["scalars"]
     sweep_run = events(sweep / "_sweep")
@@ -74,8 +103,9 @@ def test_a_pruned_trial_is_pruned_in_the_study_its_record_tensorboard_and_the_le
 
     study_dir = tmp_path / "multirun" / "lenet5_optuna"  # one folder per study, one run folder per trial
     by_trial = {metrics(r)["trial"]: r for r in run_dirs(study_dir)}
-    assert sorted(p.name for p in by_trial.values()) == sorted([f"{good.number:03d}_lr=0.05",
-                                                               f"{bad.number:03d}_lr=1e-07"])
+    assert sorted(p.name for p in by_trial.values()) == sorted(
+        [f"{good.number:03d}_lr=0.05", f"{bad.number:03d}_lr=1e-07"]
+    )
     pruned = metrics(by_trial[bad.number])
     assert pruned["status"] == "pruned" and pruned["study"] == "lenet5_optuna" and pruned["epochs"] == 1
     assert pruned["val/acc"] == bad.intermediate_values[1] and "test/acc" not in pruned
@@ -91,7 +121,8 @@ def test_a_pruned_trial_is_pruned_in_the_study_its_record_tensorboard_and_the_le
     assert board[2].split()[-1] == "completed" and board[3].split()[-1] == "pruned" and "1/2" in board[3]
     sweep_run = events(study_dir / "_sweep")
     assert [(e.step, e.value) for e in sweep_run.Scalars("sweep/pruned_val/acc")] == [
-        (bad.number, pytest.approx(bad.value))]
+        (bad.number, pytest.approx(bad.value))
+    ]
     assert [e.step for e in sweep_run.Scalars("sweep/val/acc")] == [good.number]
 
     with tensorboard(study_dir) as base:  # what a user sees in HPARAMS: the searched parameter first, the status
@@ -120,8 +151,15 @@ def test_an_optuna_search_continues_its_study_up_to_n_trials(tmp_path):
 
 def test_a_failing_trial_is_recorded_and_the_search_stops_past_its_failure_budget(tmp_path):
     # A grid whose last trial diverges (the released sweeper crashes there, calling Study.stop outside optimize).
-    args = ("-m", *SMOKE, *SEARCH, "hydra/sweeper/sampler=grid", *FIXED, "optimizer.lr=choice(0.05,10000.0)",
-            "hydra.sweeper.storage=null")
+    args = (
+        "-m",
+        *SMOKE,
+        *SEARCH,
+        "hydra/sweeper/sampler=grid",
+        *FIXED,
+        "optimizer.lr=choice(0.05,10000.0)",
+        "hydra.sweeper.storage=null",
+    )
     train(*args, tmp=tmp_path)
     runs = {metrics(r)["hparams"]["optimizer.lr"]: metrics(r) for r in run_dirs(tmp_path / "multirun")}
     assert runs[10000.0]["status"] == "diverged" and runs[10000.0]["objective"]["value"] is None
@@ -138,8 +176,16 @@ def test_a_failing_trial_is_recorded_and_the_search_stops_past_its_failure_budge
 
 
 def test_joblib_prunes_trials_that_run_in_parallel_with_shared_out_threads(tmp_path, user_conf):
-    train("-m", *PRUNING, user_conf, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "data.num_train=4000",
-          tmp=tmp_path, timeout=240)
+    train(
+        "-m",
+        *PRUNING,
+        user_conf,
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "data.num_train=4000",
+        tmp=tmp_path,
+        timeout=240,
+    )
     runs = [metrics(r) for r in run_dirs(tmp_path / "multirun")]
     assert sorted(r["status"] for r in runs) == ["completed", "pruned"]
     (a, b) = runs

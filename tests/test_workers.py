@@ -1,5 +1,6 @@
 """One study, many workers, on a real PostgreSQL server that asks for a password: workers started together,
 a killed worker, a database restart, and a password that appears nowhere."""
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,13 @@ from conftest import SEARCH, SMOKE, get, load_study, metrics, poll, run_dirs, se
 pytestmark = pytest.mark.slow
 State = optuna.trial.TrialState
 # Trials of several seconds (about 1 s an epoch), beating every second, dead after 2 s of silence.
-LONG = ("data.num_train=12000", "data.batch_size=100", "trainer.max_epochs=4", "hydra.sweeper.heartbeat_interval=1",
-        "hydra.sweeper.grace_period=2")
+LONG = (
+    "data.num_train=12000",
+    "data.batch_size=100",
+    "trainer.max_epochs=4",
+    "hydra.sweeper.heartbeat_interval=1",
+    "hydra.sweeper.grace_period=2",
+)
 
 
 def storage_arg(url: str) -> str:
@@ -27,8 +33,11 @@ def storage_arg(url: str) -> str:
 
 def leaks(root: Path, secret: str, skip_hydra: bool) -> list[str]:
     """Files under root whose bytes contain the secret (TensorBoard events are binary: read bytes)."""
-    return [str(p) for p in root.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()
-            and not (skip_hydra and ".hydra" in p.parts)]
+    return [
+        str(p)
+        for p in root.rglob("*")
+        if p.is_file() and secret.encode() in p.read_bytes() and not (skip_hydra and ".hydra" in p.parts)
+    ]
 
 
 def wait_until_running(url: str, timeout: float = 60) -> optuna.trial.FrozenTrial:
@@ -41,8 +50,10 @@ def wait_until_running(url: str, timeout: float = 60) -> optuna.trial.FrozenTria
 def test_two_workers_started_together_on_an_empty_database_share_one_study(tmp_path, postgres):
     url = postgres.url("together")  # the password in the URL: works, and stays out of every record
     # Trials of a second or more: a worker that starts a moment later still finds trials to take.
-    procs = [start("-m", *SMOKE, *SEARCH, storage_arg(url), "hydra.sweeper.n_trials=4", "data.num_train=3000",
-                   tmp=tmp_path) for _ in range(2)]
+    procs = [
+        start("-m", *SMOKE, *SEARCH, storage_arg(url), "hydra.sweeper.n_trials=4", "data.num_train=3000", tmp=tmp_path)
+        for _ in range(2)
+    ]
     outputs = [p.communicate(timeout=180)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
     trials = load_study(url).trials
@@ -96,8 +107,9 @@ def test_a_killed_workers_trial_fails_when_the_next_worker_starts_and_is_tried_a
     worker.wait()
     assert load_study(url).trials[0].state == State.RUNNING
     time.sleep(2.5)  # longer than the grace period
-    out = train("-m", *SMOKE, *SEARCH, *LONG, storage_arg(url), "hydra.sweeper.n_trials=1", "trainer.max_epochs=1",
-                tmp=tmp_path).stdout
+    out = train(
+        "-m", *SMOKE, *SEARCH, *LONG, storage_arg(url), "hydra.sweeper.n_trials=1", "trainer.max_epochs=1", tmp=tmp_path
+    ).stdout
     first, retry = load_study(url).trials
     assert first.state == State.FAIL and retry.state == State.COMPLETE and retry.params == dead.params
     assert f"trial {first.number} sent no heartbeat" in out and "queued again" in out
@@ -120,8 +132,16 @@ def test_a_database_restart_is_ridden_out_and_a_lost_database_stops_the_worker_c
     assert load_study(url).trials[0].state == State.COMPLETE
 
     url = postgres.url("lost")
-    worker = start("-m", *SMOKE, *SEARCH, *LONG, storage_arg(url), "hydra.sweeper.n_trials=1",
-                   "hydra.sweeper.storage_timeout=3", tmp=tmp_path / "lost")
+    worker = start(
+        "-m",
+        *SMOKE,
+        *SEARCH,
+        *LONG,
+        storage_arg(url),
+        "hydra.sweeper.n_trials=1",
+        "hydra.sweeper.storage_timeout=3",
+        tmp=tmp_path / "lost",
+    )
     wait_until_running(url)
     postgres.stop()
     try:
@@ -138,8 +158,9 @@ def test_a_database_restart_is_ridden_out_and_a_lost_database_stops_the_worker_c
 def test_ctrl_c_records_the_trial_as_failed_and_the_search_goes_on_when_run_again(tmp_path):
     worker = start("-m", *SMOKE, *SEARCH, *LONG, "hydra.sweeper.n_trials=1", tmp=tmp_path)
     journal = tmp_path / "multirun" / "lenet5_optuna" / "optuna.journal"
-    poll(lambda: journal.exists() and load_study(journal).trials, lambda ts: ts and ts[0].intermediate_values,
-         every=0.2)
+    poll(
+        lambda: journal.exists() and load_study(journal).trials, lambda ts: ts and ts[0].intermediate_values, every=0.2
+    )
     worker.send_signal(signal.SIGINT)
     out, _ = worker.communicate(timeout=60)
     assert worker.returncode == 130, out

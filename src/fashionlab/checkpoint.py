@@ -3,6 +3,7 @@
 A checkpoint holds everything a resumed run needs to continue the same sequence: model, optimizer,
 scheduler, progress counters, the best metric, and the RNG states (torch, numpy, python, data order).
 """
+
 from __future__ import annotations
 
 import os
@@ -23,8 +24,12 @@ def rng_state(data_order: torch.Generator) -> dict:
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     state = {
         "torch": torch.get_rng_state(),
-        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "gauss": float(gauss)},
+        "numpy": {
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "gauss": float(gauss),
+        },
         "python": random.getstate(),
         "data_order": data_order.get_state(),
     }
@@ -68,24 +73,32 @@ def _commit(tmp: Path, path: Path) -> None:
 def load(path: Path, model: torch.nn.Module, model_target: str) -> dict:
     """Read a checkpoint for `model`; every way it can be wrong is a UserError that names the file."""
     if not path.is_file():
-        raise UserError(f"There is no checkpoint {path}: the run was stopped before its first checkpoint or the "
-                        f"folder is not a fashionlab run. Start a new run instead of resuming this one.")
+        raise UserError(
+            f"There is no checkpoint {path}: the run was stopped before its first checkpoint or the "
+            f"folder is not a fashionlab run. Start a new run instead of resuming this one."
+        )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise UserError(f"The checkpoint {path} is truncated or corrupt and cannot be read ({type(e).__name__}: "
-                        f"{str(e).splitlines()[0][:200]}). Nothing was changed; start a new run, or resume from "
-                        f"a copy of the run whose checkpoints/last.pt is intact.") from None
+    except Exception as e:  # noqa: BLE001 - any unreadable file is the same message
+        raise UserError(
+            f"The checkpoint {path} is truncated or corrupt and cannot be read ({type(e).__name__}: "
+            f"{str(e).splitlines()[0][:200]}). Nothing was changed; start a new run, or resume from "
+            f"a copy of the run whose checkpoints/last.pt is intact."
+        ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise UserError(f"{path} is not a fashionlab checkpoint (format {FORMAT}): start a new run.")
     if state["model_target"] != model_target:
-        raise UserError(f"The checkpoint {path} holds a {state['model_target']} but this config builds a "
-                        f"{model_target}: resume without changing `model=` (or start a new run).")
+        raise UserError(
+            f"The checkpoint {path} holds a {state['model_target']} but this config builds a "
+            f"{model_target}: resume without changing `model=` (or start a new run)."
+        )
     ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     theirs = {k: tuple(v.shape) for k, v in state["model"].items()}
     if ours != theirs:
         diff = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
-        raise UserError(f"The checkpoint {path} does not fit this model: {', '.join(diff[:4])} differ in shape "
-                        f"(checkpoint {[theirs.get(k) for k in diff[:4]]}, model {[ours.get(k) for k in diff[:4]]}). "
-                        f"Resume with the model settings the run was started with.")
+        raise UserError(
+            f"The checkpoint {path} does not fit this model: {', '.join(diff[:4])} differ in shape "
+            f"(checkpoint {[theirs.get(k) for k in diff[:4]]}, model {[ours.get(k) for k in diff[:4]]}). "
+            f"Resume with the model settings the run was started with."
+        )
     return state

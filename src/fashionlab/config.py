@@ -2,6 +2,7 @@
 
 A mistake of the user is a `UserError`: `train.py` prints it as one paragraph and exits with status 2.
 """
+
 from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
@@ -52,8 +53,10 @@ def check_config(cfg: DictConfig) -> None:
     if cfg.objective.mode not in ("max", "min"):
         problems.append(f"objective.mode={cfg.objective.mode} must be max or min")
     if problems:
-        raise UserError("Bad config value: " + "; ".join(problems) + ". Fix the override on the command line "
-                        "(or the YAML file under conf/) and run again.")
+        raise UserError(
+            "Bad config value: " + "; ".join(problems) + ". Fix the override on the command line "
+            "(or the YAML file under conf/) and run again."
+        )
 
 
 def pick_device(name: str):
@@ -72,6 +75,8 @@ def pick_device(name: str):
         "mps": torch.backends.mps.is_available(),
     }[name.split(":")[0]]
     if not available:
-        raise UserError(f"trainer.device={name} is not available on this machine (torch {torch.__version__} "
-                        f"sees no {name.split(':')[0]} device): use trainer.device=auto or trainer.device=cpu.")
+        raise UserError(
+            f"trainer.device={name} is not available on this machine (torch {torch.__version__} "
+            f"sees no {name.split(':')[0]} device): use trainer.device=auto or trainer.device=cpu."
+        )
     return torch.device(name)

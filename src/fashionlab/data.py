@@ -5,20 +5,20 @@ shuffles by index each epoch and normalises per batch: no per-sample Python work
 keeps the classic per-sample path (PIL image -> ToTensor -> Normalize through a DataLoader) for data
 that does not fit and for comparison. Both paths draw the same permutation, so they see the same order.
 """
+
 from __future__ import annotations
 
 import gzip
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import torch
 
 from fashionlab.config import UserError
 
-CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-           "Sandal", "Shirt", "Sneaker", "Bag", "Ankle Boot")
+CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle Boot")
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
 
@@ -35,8 +35,15 @@ class ImageData:
 
     classes = CLASSES
 
-    def __init__(self, batch_size: int = 128, eval_batch_size: int = 5000, val_size: int = 5000,
-                 split_seed: int = 0, in_memory: bool = True, num_workers: int = 2):
+    def __init__(
+        self,
+        batch_size: int = 128,
+        eval_batch_size: int = 5000,
+        val_size: int = 5000,
+        split_seed: int = 0,
+        in_memory: bool = True,
+        num_workers: int = 2,
+    ):
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.val_size = val_size
@@ -52,13 +59,18 @@ class ImageData:
     def setup(self, device: torch.device) -> None:
         train_x, train_y, test_x, test_y = self.load()
         if self.val_size >= len(train_x):
-            raise UserError(f"data.val_size={self.val_size} leaves no training images: the training set has "
-                            f"{len(train_x)} images. Use a smaller data.val_size, e.g. data.val_size={len(train_x) // 10}.")
+            raise UserError(
+                f"data.val_size={self.val_size} leaves no training images: the training set has "
+                f"{len(train_x)} images. Use a smaller data.val_size, e.g. data.val_size={len(train_x) // 10}."
+            )
         # The split depends on split_seed alone, so runs with different seeds are judged on the same images.
         perm = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(self.split_seed))
-        val, train = perm[:self.val_size], perm[self.val_size:]
-        self.splits = {"train": (train_x[train], train_y[train]), "val": (train_x[val], train_y[val]),
-                       "test": (test_x, test_y)}
+        val, train = perm[: self.val_size], perm[self.val_size :]
+        self.splits = {
+            "train": (train_x[train], train_y[train]),
+            "val": (train_x[val], train_y[val]),
+            "test": (test_x, test_y),
+        }
         if self.in_memory:
             self.splits = {k: (x.to(device), y.to(device)) for k, (x, y) in self.splits.items()}
         self.device = device
@@ -72,7 +84,7 @@ class ImageData:
     def train_batches(self, order: torch.Generator, skip: int = 0) -> Iterator[Batch]:
         """One epoch in the order drawn from `order`, starting at batch `skip` (to resume mid-epoch)."""
         images, labels = self.splits["train"]
-        perm = torch.randperm(len(labels), generator=order)[skip * self.batch_size:]
+        perm = torch.randperm(len(labels), generator=order)[skip * self.batch_size :]
         if not self.in_memory:
             yield from self._per_sample(images, labels, perm, self.batch_size)
             return
@@ -90,8 +102,9 @@ class ImageData:
 
     def _per_sample(self, images, labels, order, batch_size) -> Iterator[Batch]:
         dataset = torch.utils.data.Subset(PerSampleDataset(images, labels), order.tolist())
-        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False,
-                                             num_workers=self.num_workers)
+        loader = torch.utils.data.DataLoader(
+            dataset, batch_size=batch_size, shuffle=False, num_workers=self.num_workers
+        )
         for x, y in loader:
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
@@ -137,14 +150,18 @@ class FashionMNIST(ImageData):
             read = read_image_file if "images" in name else read_label_file
             try:
                 tensors.append(read(str(raw / name)))
-            except Exception as e:  # torchvision says little more than a shape mismatch
-                raise UserError(f"The data file {raw / name} is truncated or corrupt ({type(e).__name__}: {e}). "
-                                f"Delete it (or the folder {raw}) and run again to fetch a fresh copy.") from None
+            except Exception as e:  # noqa: BLE001 - torchvision says little more than a shape mismatch
+                raise UserError(
+                    f"The data file {raw / name} is truncated or corrupt ({type(e).__name__}: {e}). "
+                    f"Delete it (or the folder {raw}) and run again to fetch a fresh copy."
+                ) from None
         train_x, train_y, test_x, test_y = tensors
         if len(train_x) != len(train_y) or len(test_x) != len(test_y):
-            raise UserError(f"The image and label files in {raw} disagree on the number of examples "
-                            f"({len(train_x)}/{len(train_y)} train, {len(test_x)}/{len(test_y)} test): "
-                            f"delete {raw} and run again to fetch a fresh copy.")
+            raise UserError(
+                f"The image and label files in {raw} disagree on the number of examples "
+                f"({len(train_x)}/{len(train_y)} train, {len(test_x)}/{len(test_y)} test): "
+                f"delete {raw} and run again to fetch a fresh copy."
+            )
         return train_x, train_y.long(), test_x, test_y.long()
 
     def _fetch(self, raw: Path) -> None:
@@ -154,9 +171,11 @@ class FashionMNIST(ImageData):
             probe.touch()
             probe.unlink()
         except OSError as e:
-            raise UserError(f"data.root={self.root} is not writable ({e.strerror}: {e.filename}), and the "
-                            f"Fashion-MNIST files must be written there. Pass a writable folder, e.g. "
-                            f"data.root=$HOME/data.") from None
+            raise UserError(
+                f"data.root={self.root} is not writable ({e.strerror}: {e.filename}), and the "
+                f"Fashion-MNIST files must be written there. Pass a writable folder, e.g. "
+                f"data.root=$HOME/data."
+            ) from None
         if all((self.debian_dir / f"{name}.gz").exists() for name in FILES):
             for name in FILES:  # gunzip to a temporary name, then rename: a kill leaves no half file
                 tmp = raw / f"{name}.tmp"
@@ -168,13 +187,14 @@ class FashionMNIST(ImageData):
 
         try:
             TorchvisionFashionMNIST(str(self.root), train=True, download=True)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - whatever the download raised, the fix is the same
             raise UserError(
                 f"Fashion-MNIST is not in {raw}, not in {self.debian_dir}, and torchvision could not download it "
                 f"({type(e).__name__}: {e}). Get it one of these ways: `apt-get install dataset-fashion-mnist` "
                 f"(Debian/Ubuntu; `make data` does this), a machine with internet (torchvision downloads it), or "
                 f"copy the four *-ubyte files into {raw} (or point data.root=... at a folder holding "
-                f"FashionMNIST/raw). To try the pipeline without it: data=synthetic.") from None
+                f"FashionMNIST/raw). To try the pipeline without it: data=synthetic."
+            ) from None
 
 
 class Synthetic(ImageData):

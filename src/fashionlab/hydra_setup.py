@@ -2,6 +2,7 @@
 
 Kept free of torch so that `python src/train.py --help` answers in well under a second of imports.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -48,8 +49,19 @@ def register_resolvers() -> None:
 
 
 # Hydra's command-line flags that take a value as the next word.
-VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd",
-               "--experimental-rerun"}
+VALUE_FLAGS = {
+    "--cfg",
+    "-c",
+    "--package",
+    "-p",
+    "--config-path",
+    "-cp",
+    "--config-name",
+    "-cn",
+    "--config-dir",
+    "-cd",
+    "--experimental-rerun",
+}
 
 
 def prepare_argv(argv: list[str]) -> list[str]:
@@ -66,11 +78,15 @@ def prepare_argv(argv: list[str]) -> list[str]:
         fail("resume= continues one run; it cannot be combined with -m/--multirun.")
     saved = run_dir / ".hydra" / "overrides.yaml"
     if not saved.is_file():
-        fail(f"resume={run_dir} is not a fashionlab run directory (there is no {saved}). Pass the folder "
-              f"of the run to continue, e.g. resume=outputs/2026-01-31/12-00-00.")
+        fail(
+            f"resume={run_dir} is not a fashionlab run directory (there is no {saved}). Pass the folder "
+            f"of the run to continue, e.g. resume=outputs/2026-01-31/12-00-00."
+        )
     if not (run_dir / "checkpoints" / "last.pt").is_file():
-        fail(f"resume={run_dir}: the run has no checkpoint (checkpoints/last.pt): it stopped before finishing "
-              f"its first epoch. Start a new run instead.")
+        fail(
+            f"resume={run_dir}: the run has no checkpoint (checkpoints/last.pt): it stopped before finishing "
+            f"its first epoch. Start a new run instead."
+        )
 
     def key(override: str) -> str:
         return override.split("=", 1)[0].lstrip("+~")
@@ -83,8 +99,10 @@ def prepare_argv(argv: list[str]) -> list[str]:
             flags.append(a)
         elif not a.startswith("resume="):
             new.append(a)
-    old = [o for o in (yaml.safe_load(saved.read_text()) or [])
-           if key(o) != "resume" and key(o) not in {key(n) for n in new}]
+    old = [
+        o
+        for o in (yaml.safe_load(saved.read_text()) or [])
+        if key(o) != "resume" and key(o) not in {key(n) for n in new}
+    ]
     quoted = str(run_dir).replace("'", "\\'")
-    return [argv[0], *flags, *old, *new, f"resume='{quoted}'", f"hydra.run.dir='{quoted}'",
-            "hydra.output_subdir=null"]
+    return [argv[0], *flags, *old, *new, f"resume='{quoted}'", f"hydra.run.dir='{quoted}'", "hydra.output_subdir=null"]

@@ -4,6 +4,7 @@ Reads each run's metrics.json (written by every run and every trial: pruned and 
 completed runs by their objective, then pruned trials (stopped early, so not comparable with finished ones),
 then runs that failed. Kept free of torch except for writing the TensorBoard run.
 """
+
 from __future__ import annotations
 
 import json
@@ -50,6 +51,7 @@ def ranked(runs: list[dict]) -> list[dict]:
             return ra - rb
         va, vb = objective(a), objective(b)
         return -1 if is_better(va, vb, mode) else 1 if is_better(vb, va, mode) else 0
+
     return sorted(runs, key=cmp_to_key(compare))
 
 
@@ -73,8 +75,18 @@ def leaderboard(runs: list[dict]) -> str:
     for i, r in enumerate(ranked(runs), 1):
         name = str(number(r)) if number(r) is not None else r["name"]
         epochs = f"{r['epochs']}/{r['max_epochs']}" if r.get("max_epochs") else str(r["epochs"])
-        rows.append([str(i), name, *[_fmt(r["hparams"].get(k)) for k in keys], _fmt(r["objective"]["value"]),
-                     _fmt(r.get("test/acc")), epochs, f"{r['wall_time_s']:.1f}", r["status"]])
+        rows.append(
+            [
+                str(i),
+                name,
+                *[_fmt(r["hparams"].get(k)) for k in keys],
+                _fmt(r["objective"]["value"]),
+                _fmt(r.get("test/acc")),
+                epochs,
+                f"{r['wall_time_s']:.1f}",
+                r["status"],
+            ]
+        )
     widths = [max(len(row[c]) for row in [header, *rows]) for c in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *rows]]
     return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
@@ -89,8 +101,7 @@ def most_important(runs: list[dict]) -> str | None:
     ok = [r for r in runs if r["status"] == Status.COMPLETED and not math.isnan(objective(r))]
     if len(ok) < 8:  # fewer say little (a pruned search completes only its best trials)
         return None
-    scores = {k: _explained([r["hparams"].get(k) for r in ok], [objective(r) for r in ok])
-              for k in differing_keys(ok)}
+    scores = {k: _explained([r["hparams"].get(k) for r in ok], [objective(r) for r in ok]) for k in differing_keys(ok)}
     return max(scores, key=scores.get) if scores else None
 
 
@@ -145,8 +156,10 @@ def plot(runs: list[dict], path: Path) -> None:
     ax = axes[0][0]
     finite = [objective(r) for r in ordered if not math.isnan(objective(r))]
     floor = min(finite, default=0)
-    for status, style in ((Status.COMPLETED, dict(marker="o", label="completed")),
-                          (Status.PRUNED, dict(marker="v", color="tab:orange", label="pruned (value when stopped)"))):
+    for status, style in (
+        (Status.COMPLETED, dict(marker="o", label="completed")),
+        (Status.PRUNED, dict(marker="v", color="tab:orange", label="pruned (value when stopped)")),
+    ):
         pts = [(x, objective(r)) for x, r in zip(xs, ordered) if r["status"] == status]
         if pts:
             ax.scatter(*zip(*pts), **style)

@@ -3,6 +3,7 @@
 Everything goes into one log directory per run (the run's Hydra output directory), so that
 `tensorboard --logdir outputs` or `--logdir multirun/<sweep>` shows one run per job.
 """
+
 from __future__ import annotations
 
 import time
@@ -12,18 +13,30 @@ import torch
 # The chart the tutorial draws with add_scalars. add_scalars would write one extra run per line
 # (`<run>/Training vs. Validation Loss_Training`...), cluttering every comparison; a custom-scalars
 # layout over the run's own tags draws the same overlaid chart with no extra runs.
-LOSS_CHART = {"Training vs. Validation Loss": {
-    "loss": ["Multiline", ["^train/loss$", "^val/loss$"]],
-    "accuracy": ["Multiline", ["^train/acc$", "^val/acc$"]],
-}}
+LOSS_CHART = {
+    "Training vs. Validation Loss": {
+        "loss": ["Multiline", ["^train/loss$", "^val/loss$"]],
+        "accuracy": ["Multiline", ["^train/acc$", "^val/acc$"]],
+    }
+}
 
 
 class TensorBoardLogger:
     """Writes one run's TensorBoard events; each view can be switched off in conf/logging/tensorboard.yaml."""
 
-    def __init__(self, log_dir: str, images: bool = True, image_samples: int = 32, graph: bool = True,
-                 embedding: bool = True, embedding_samples: int = 100, hparams: bool = True, text: bool = True,
-                 loss_chart: bool = True, flush_secs: int = 30):
+    def __init__(
+        self,
+        log_dir: str,
+        images: bool = True,
+        image_samples: int = 32,
+        graph: bool = True,
+        embedding: bool = True,
+        embedding_samples: int = 100,
+        hparams: bool = True,
+        text: bool = True,
+        loss_chart: bool = True,
+        flush_secs: int = 30,
+    ):
         self.log_dir = log_dir
         self.images, self.image_samples = images, image_samples
         self.graph = graph
@@ -45,7 +58,7 @@ class TensorBoardLogger:
             from torchvision.utils import make_grid
 
             images, _ = data.splits["train"]
-            sample = images[:self.image_samples].unsqueeze(1).cpu()
+            sample = images[: self.image_samples].unsqueeze(1).cpu()
             w.add_image("train/samples", make_grid(sample, nrow=8, padding=2, pad_value=255), 0)
         if self.graph:
             import warnings
@@ -56,8 +69,13 @@ class TensorBoardLogger:
                 w.add_graph(model, x[:4])
         if self.embedding:  # the tutorial's projector view: raw pixels, class names, thumbnails
             x, y = self._embedding_sample(data)
-            w.add_embedding(x.flatten(1).float() / 255, metadata=[data.classes[i] for i in y.tolist()],
-                            label_img=x.unsqueeze(1).float() / 255, global_step=0, tag="images")
+            w.add_embedding(
+                x.flatten(1).float() / 255,
+                metadata=[data.classes[i] for i in y.tolist()],
+                label_img=x.unsqueeze(1).float() / 255,
+                global_step=0,
+                tag="images",
+            )
         if self.loss_chart:
             w.add_custom_scalars(LOSS_CHART)
         if self.text:
@@ -68,7 +86,7 @@ class TensorBoardLogger:
     def _embedding_sample(self, data):
         images, labels = data.splits["train"]
         g = torch.Generator().manual_seed(0)
-        idx = torch.randperm(len(labels), generator=g)[:self.embedding_samples]
+        idx = torch.randperm(len(labels), generator=g)[: self.embedding_samples]
         return images[idx.to(images.device)].cpu(), labels[idx.to(labels.device)].cpu()
 
     def log_features(self, model, data, step: int) -> None:
@@ -81,8 +99,13 @@ class TensorBoardLogger:
         device = next(model.parameters()).device
         with torch.inference_mode():
             feats = model.features(normalize(x.to(device))).float().cpu()
-        self.writer.add_embedding(feats, metadata=[data.classes[i] for i in y.tolist()],
-                                  label_img=x.unsqueeze(1).float() / 255, global_step=step, tag="features")
+        self.writer.add_embedding(
+            feats,
+            metadata=[data.classes[i] for i in y.tolist()],
+            label_img=x.unsqueeze(1).float() / 255,
+            global_step=step,
+            tag="features",
+        )
 
     def log_scalars(self, metrics: dict[str, float], step: int) -> None:
         for tag, value in metrics.items():
@@ -105,11 +128,13 @@ class TensorBoardLogger:
 
         _, session_start, _ = hparams_summaries(hparams, {})
         self.writer.file_writer.add_summary(session_start)
-        sei = SessionEndInfo(status=Status.Value("STATUS_SUCCESS" if ok else "STATUS_FAILURE"),
-                             end_time_secs=time.time())
+        sei = SessionEndInfo(
+            status=Status.Value("STATUS_SUCCESS" if ok else "STATUS_FAILURE"), end_time_secs=time.time()
+        )
         content = HParamsPluginData(session_end_info=sei, version=PLUGIN_DATA_VERSION)
-        meta = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(plugin_name=PLUGIN_NAME,
-                                                                     content=content.SerializeToString()))
+        meta = SummaryMetadata(
+            plugin_data=SummaryMetadata.PluginData(plugin_name=PLUGIN_NAME, content=content.SerializeToString())
+        )
         self.writer.file_writer.add_summary(Summary(value=[Summary.Value(tag=SESSION_END_INFO_TAG, metadata=meta)]))
 
     def flush(self) -> None:

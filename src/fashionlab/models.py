@@ -2,11 +2,12 @@
 
 `features(x)` returns the penultimate layer: the PROJECTOR tab shows it after training.
 """
+
 from __future__ import annotations
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 
 class LeNet5(nn.Module):
@@ -15,8 +16,14 @@ class LeNet5(nn.Module):
     conv 1->6 k5, ReLU, max-pool 2, conv 6->16 k5, ReLU, max-pool 2, fc 256->120->84->10.
     """
 
-    def __init__(self, num_classes: int = 10, conv1_channels: int = 6, conv2_channels: int = 16,
-                 fc1_features: int = 120, fc2_features: int = 84):
+    def __init__(
+        self,
+        num_classes: int = 10,
+        conv1_channels: int = 6,
+        conv2_channels: int = 16,
+        fc1_features: int = 120,
+        fc2_features: int = 84,
+    ):
         super().__init__()
         self.conv1 = nn.Conv2d(1, conv1_channels, 5)
         self.pool = nn.MaxPool2d(2, 2)

@@ -4,6 +4,7 @@ Plain data (ints, floats, strings, dicts), so checkpoints load with `torch.load(
 Also the one definition of "is this value better than the best" (the leaderboard uses it too).
 Kept free of torch.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,16 +29,16 @@ class Best:
 
 @dataclass
 class Progress:
-    total_steps: int             # the steps the learning-rate schedule was planned for
-    model_target: str            # the model class, checked against the config on resume
-    epoch: int = 0               # epochs finished
-    batch: int = 0               # batches finished in the current epoch (non-zero only after an interrupt)
-    step: int = 0                # optimizer steps so far
-    images: int = 0              # training images seen
-    best: Best | None = None     # the best value of the objective metric, at the end of an epoch
+    total_steps: int  # the steps the learning-rate schedule was planned for
+    model_target: str  # the model class, checked against the config on resume
+    epoch: int = 0  # epochs finished
+    batch: int = 0  # batches finished in the current epoch (non-zero only after an interrupt)
+    step: int = 0  # optimizer steps so far
+    images: int = 0  # training images seen
+    best: Best | None = None  # the best value of the objective metric, at the end of an epoch
     metrics: dict[str, float] = field(default_factory=dict)  # the latest value of every metric
-    train_time_s: float = 0.0    # training only (no validation)
-    epoch_time_s: float = 0.0    # whole epochs, with their validation
+    train_time_s: float = 0.0  # training only (no validation)
+    epoch_time_s: float = 0.0  # whole epochs, with their validation
 
     def update_best(self, metrics: dict[str, float], metric: str, mode: str) -> bool:
         """Record metrics[metric] if it beats the best so far; say whether it did."""

@@ -6,6 +6,7 @@ rather than what it trains are one list in conf/train.yaml (`hydra.job.config.ov
 which also keeps them out of run folder names. Every text that leaves the process goes through
 `redact`, so a database password in a storage URL is never written or printed.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,8 +41,11 @@ def _excluded(key: str, exclude: list[str]) -> bool:
 def hparams(cfg: DictConfig, hc, searched: list[str] = ()) -> dict:
     """Dotted key -> value of what the run chose; the searched keys first, then group choices, then overrides."""
     exclude = list(hc.job.config.override_dirname.exclude_keys)
-    choices = {k: v for k, v in reversed(list(hc.runtime.choices.items()))  # in defaults-list order
-               if not k.startswith("hydra/") and v is not None}
+    choices = {
+        k: v
+        for k, v in reversed(list(hc.runtime.choices.items()))  # in defaults-list order
+        if not k.startswith("hydra/") and v is not None
+    }
     keys = list(searched) + list(choices)
     for override in hc.overrides.task:
         keys.append(override.split("=", 1)[0].lstrip("+~"))
@@ -68,21 +72,28 @@ def run_info() -> dict[str, str]:
     """Package versions, command and git commit: what it takes to reproduce a run."""
     from importlib.metadata import version
 
-    info = {"command": redact(" ".join(shlex.quote(a) for a in sys.argv)), "python": platform.python_version(),
-            "platform": platform.platform()}
+    info = {
+        "command": redact(" ".join(shlex.quote(a) for a in sys.argv)),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
     for pkg in ("torch", "torchvision", "hydra-core", "omegaconf", "hydra-optuna-sweeper", "optuna", "tensorboard"):
         try:
             info[pkg] = version(pkg)
-        except Exception:
+        except Exception:  # noqa: BLE001 - a record of versions must not stop a run
             info[pkg] = "not installed"
     root = Path(__file__).resolve().parents[2]
     try:
         git = ["git", "-C", str(root)]
         commit = subprocess.run(git + ["rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(git + ["status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, timeout=5)
-        info["git_commit"] = commit.stdout.strip() + (" (dirty)" if dirty.stdout.strip() else "") \
-            if commit.returncode == 0 else "not a git checkout"
+        dirty = subprocess.run(
+            git + ["status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=5
+        )
+        info["git_commit"] = (
+            commit.stdout.strip() + (" (dirty)" if dirty.stdout.strip() else "")
+            if commit.returncode == 0
+            else "not a git checkout"
+        )
     except (OSError, subprocess.TimeoutExpired):
         info["git_commit"] = "git not available"
     return info
@@ -105,8 +116,17 @@ def save_config(run_dir: Path, cfg: DictConfig, hc) -> None:
     OmegaConf.save(OmegaConf.create(list(hc.overrides.task)), hydra_dir / "overrides.yaml")
 
 
-def write_metrics(run_dir: Path, cfg: DictConfig, hc, progress: Progress, status: Status, error: str | None,
-                  start: float, chosen: dict, trial=None) -> None:
+def write_metrics(
+    run_dir: Path,
+    cfg: DictConfig,
+    hc,
+    progress: Progress,
+    status: Status,
+    error: str | None,
+    start: float,
+    chosen: dict,
+    trial=None,
+) -> None:
     """metrics.json: status, objective, final metrics, timing, what was chosen; atomically (never half-written)."""
     import torch
 
@@ -114,8 +134,11 @@ def write_metrics(run_dir: Path, cfg: DictConfig, hc, progress: Progress, status
     result = {
         "status": str(status),
         "error": redact(error) if error else None,
-        "objective": {"metric": cfg.objective.metric, "mode": cfg.objective.mode,
-                      "value": best.value if best and status.has_result else None},
+        "objective": {
+            "metric": cfg.objective.metric,
+            "mode": cfg.objective.mode,
+            "value": best.value if best and status.has_result else None,
+        },
         "best": best.__dict__ if best else None,
         **{k: v for k, v in progress.metrics.items() if k.split("/")[0] in ("train", "val", "test")},
         "epochs": progress.epoch,

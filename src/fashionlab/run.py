@@ -7,6 +7,7 @@ after every epoch and stops when the pruner says so. How a job can end, and the 
 status.py: a user's mistake is one paragraph (exit 2, or a failed trial that does not stop a search); a run
 that diverged is exit 3 (a failed trial in a search); Ctrl-C writes a checkpoint and exits 130.
 """
+
 from __future__ import annotations
 
 import logging
@@ -41,8 +42,10 @@ def main(cfg: DictConfig) -> float | search.Pruned:
             if isinstance(e.__cause__, UserError):
                 raise e.__cause__ from None
             message = " ".join(str(e).split())
-            raise UserError(f"{message} Check the _target_ and the keys of that config "
-                            f"group (python src/train.py --cfg job shows them).") from None
+            raise UserError(
+                f"{message} Check the _target_ and the keys of that config "
+                f"group (python src/train.py --cfg job shows them)."
+            ) from None
     except StorageLost:
         raise  # the study's database is gone: the worker stops, and its sweeper says why
     except UserError as e:
@@ -65,11 +68,14 @@ def build(cfg: DictConfig, trainer, run_dir: Path) -> None:
     model, logger = instantiate(cfg.model), instantiate(cfg.logging)
     try:  # torch checks the values itself (e.g. nesterov without momentum): say which group to fix
         scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
-        trainer.setup(data, model, instantiate(cfg.optimizer), scheduler, logger, run_dir / "checkpoints",
-                      cfg.objective)
+        trainer.setup(
+            data, model, instantiate(cfg.optimizer), scheduler, logger, run_dir / "checkpoints", cfg.objective
+        )
     except (TypeError, ValueError) as e:
-        raise UserError(f"The optimizer or scheduler config is not valid: {e}. Fix the optimizer.* or "
-                        f"scheduler.* override (python src/train.py --cfg job shows the values).") from None
+        raise UserError(
+            f"The optimizer or scheduler config is not valid: {e}. Fix the optimizer.* or "
+            f"scheduler.* override (python src/train.py --cfg job shows the values)."
+        ) from None
 
 
 def train(cfg: DictConfig) -> float | search.Pruned:
@@ -109,8 +115,10 @@ def train(cfg: DictConfig) -> float | search.Pruned:
         log.error(f"diverged: {e}")
     except Interrupted as e:
         status, error = Status.INTERRUPTED, str(e)
-        log.warning(f"interrupted by {e}; checkpoint written. Resume with:\n"
-                    f"  python src/train.py resume={shlex.quote(str(run_dir))}")
+        log.warning(
+            f"interrupted by {e}; checkpoint written. Resume with:\n"
+            f"  python src/train.py resume={shlex.quote(str(run_dir))}"
+        )
         raise
     except BaseException as e:
         error = f"{type(e).__name__}: {e}"

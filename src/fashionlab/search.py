@@ -6,6 +6,7 @@ and the rest (storage, study name, pruner) is in the job's own `hydra.sweeper` c
 same study, reports `objective.metric` after every epoch (step = epoch) and asks the pruner whether to stop.
 A run outside such a search has no trial, and none of this happens.
 """
+
 from __future__ import annotations
 
 import os
@@ -46,9 +47,11 @@ class Trial:
         self.storage = storage  # None for a study in memory
         self.study_name, self.number, self.metric, self.timeout = study.study_name, number, metric, timeout
         self.max_epochs = max_epochs
-        self.trial_id = retrying(lambda: study._storage.get_trial_id_from_study_id_trial_number(study._study_id,
-                                                                                              number),
-                                 f"find trial {number}", timeout)
+        self.trial_id = retrying(
+            lambda: study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number),
+            f"find trial {number}",
+            timeout,
+        )
         self._trial = retrying(lambda: optuna.Trial(study, self.trial_id), f"open trial {number}", timeout)
         self.params = dict(self._trial.params)
 
@@ -60,10 +63,12 @@ class Trial:
         value = metrics.get(self.metric)
         if value is None:
             return
-        retrying(lambda: self._trial.report(value, step=epoch), f"report epoch {epoch} of trial {self.number}",
-                 self.timeout)
-        if epoch < self.max_epochs and retrying(self._trial.should_prune, f"ask the pruner about trial "
-                                                f"{self.number}", self.timeout):
+        retrying(
+            lambda: self._trial.report(value, step=epoch), f"report epoch {epoch} of trial {self.number}", self.timeout
+        )
+        if epoch < self.max_epochs and retrying(
+            self._trial.should_prune, f"ask the pruner about trial {self.number}", self.timeout
+        ):
             raise Prune(epoch, value)
 
     def heartbeat(self) -> studies.Heartbeat:
@@ -79,9 +84,11 @@ def open_trial(hc, cfg) -> Trial | None:
     storage = studies.open_storage(s.storage, s.heartbeat_interval, s.grace_period)
     pruner = instantiate(s.pruner, _execution_whitelist_=SEARCH_WHITELIST)
     # The job only reports and asks: a neutral sampler, since Trial() hands every new trial to the sampler.
-    study = retrying(lambda: studies.load_study(s.study_name, storage, pruner=pruner,
-                                                sampler=optuna.samplers.RandomSampler()),
-                     "load the study", s.storage_timeout)
+    study = retrying(
+        lambda: studies.load_study(s.study_name, storage, pruner=pruner, sampler=optuna.samplers.RandomSampler()),
+        "load the study",
+        s.storage_timeout,
+    )
     return Trial(study, storage, int(number), cfg.objective.metric, cfg.trainer.max_epochs, s.storage_timeout)
 
 
@@ -102,7 +109,10 @@ def threads_per_job(hc) -> int | None:
 
 def parallel_jobs(launcher) -> int:
     """How many trials the launcher runs at once: the sweeper asks the study for that many at a time."""
-    n = OmegaConf.select(launcher, "n_jobs", default=None) or OmegaConf.select(launcher, "array_parallelism",
-                                                                              default=None) or 1
+    n = (
+        OmegaConf.select(launcher, "n_jobs", default=None)
+        or OmegaConf.select(launcher, "array_parallelism", default=None)
+        or 1
+    )
     n = int(n)
     return n if n > 0 else max(1, (os.cpu_count() or 1) + 1 + n)

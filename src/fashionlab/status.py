@@ -3,6 +3,7 @@
 One place for both, so that metrics.json, HPARAMS, the leaderboard, the study and the shell agree.
 Kept free of torch: `src/compare.py` and `--help` import it.
 """
+
 from __future__ import annotations
 
 import sys
@@ -13,10 +14,10 @@ from typing import NoReturn
 class Status(str, Enum):
     """What metrics.json's "status" says. A str, so it is written to JSON and compared as plain text."""
 
-    COMPLETED = "completed"      # trained every epoch and was tested
-    PRUNED = "pruned"            # a search stopped it early: it was losing (not a failure)
-    DIVERGED = "diverged"        # the loss became NaN, infinite or too large
-    FAILED = "failed"            # raised an error (a bad config inside a search, a bug, storage lost)
+    COMPLETED = "completed"  # trained every epoch and was tested
+    PRUNED = "pruned"  # a search stopped it early: it was losing (not a failure)
+    DIVERGED = "diverged"  # the loss became NaN, infinite or too large
+    FAILED = "failed"  # raised an error (a bad config inside a search, a bug, storage lost)
     INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM: a checkpoint was written; resume= continues it
 
     def __str__(self) -> str:
@@ -30,9 +31,9 @@ class Status(str, Enum):
 
 # Exit statuses. Hydra's own errors (an unknown key or group option) exit with 1.
 EXIT_OK = 0
-EXIT_USER_ERROR = 2       # a problem to fix before running: a bad value, missing data, a bad checkpoint or storage
-EXIT_NOT_COMPLETED = 3    # it started but did not complete: diverged, failed, or a search that had to stop
-EXIT_INTERRUPTED = 130    # Ctrl-C / SIGTERM, after writing a checkpoint (the shell's 128 + SIGINT)
+EXIT_USER_ERROR = 2  # a problem to fix before running: a bad value, missing data, a bad checkpoint or storage
+EXIT_NOT_COMPLETED = 3  # it started but did not complete: diverged, failed, or a search that had to stop
+EXIT_INTERRUPTED = 130  # Ctrl-C / SIGTERM, after writing a checkpoint (the shell's 128 + SIGINT)
 
 
 def fail(message: str, code: int = EXIT_USER_ERROR) -> NoReturn:

@@ -10,6 +10,7 @@
 Both stored kinds send heartbeats: a trial whose worker died stops beating and is failed by the next worker
 that starts or asks for a trial, once `grace_period` seconds have passed.
 """
+
 from __future__ import annotations
 
 import logging
@@ -57,8 +58,13 @@ class StorageLost(UserError):
 class JournalFileStorage(JournalStorage, BaseHeartbeat):
     """Optuna's journal file storage, with heartbeats kept as a system attribute of each running trial."""
 
-    def __init__(self, path: str, heartbeat_interval: int | None = None, grace_period: int | None = None,
-                 stale_trial_callback: Callable | None = None):
+    def __init__(
+        self,
+        path: str,
+        heartbeat_interval: int | None = None,
+        grace_period: int | None = None,
+        stale_trial_callback: Callable | None = None,
+    ):
         super().__init__(JournalFileBackend(path))
         self.heartbeat_interval, self.grace_period = heartbeat_interval, grace_period
         self.stale_trial_callback = stale_trial_callback
@@ -73,9 +79,12 @@ class JournalFileStorage(JournalStorage, BaseHeartbeat):
         """
         grace = self.grace_period or 2 * (self.heartbeat_interval or 0)
         now = time.time()
-        return [t._trial_id for t in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
-                if HEARTBEAT_ATTR in t.system_attrs
-                and now - max(t.system_attrs[HEARTBEAT_ATTR], t.datetime_start.timestamp()) > grace]
+        return [
+            t._trial_id
+            for t in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
+            if HEARTBEAT_ATTR in t.system_attrs
+            and now - max(t.system_attrs[HEARTBEAT_ATTR], t.datetime_start.timestamp()) > grace
+        ]
 
     def get_heartbeat_interval(self) -> int | None:
         return self.heartbeat_interval
@@ -97,8 +106,12 @@ def _first_line(e: BaseException) -> str:
     return redact(text.splitlines()[0])
 
 
-def open_storage(storage: str | None, heartbeat_interval: int | None = None, grace_period: int | None = None,
-                 stale_trial_callback: Callable | None = None) -> BaseStorage | None:
+def open_storage(
+    storage: str | None,
+    heartbeat_interval: int | None = None,
+    grace_period: int | None = None,
+    stale_trial_callback: Callable | None = None,
+) -> BaseStorage | None:
     """The storage object for `hydra.sweeper.storage`; a mistake in it is one UserError with the password masked."""
     if storage is None:
         return None
@@ -108,28 +121,36 @@ def open_storage(storage: str | None, heartbeat_interval: int | None = None, gra
             Path(storage).parent.mkdir(parents=True, exist_ok=True)
             return JournalFileStorage(storage, heartbeat_interval, grace_period, stale_trial_callback)
         except OSError as e:
-            raise UserError(f"The study's journal file {storage} cannot be created ({e.strerror}). Set "
-                            f"hydra.sweeper.storage to a writable path, or to a database URL.") from None
+            raise UserError(
+                f"The study's journal file {storage} cannot be created ({e.strerror}). Set "
+                f"hydra.sweeper.storage to a writable path, or to a database URL."
+            ) from None
     from sqlalchemy.exc import IntegrityError, ProgrammingError
 
     if storage.startswith("sqlite:///"):  # SQLite creates the file, not its folder
-        Path(storage[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        Path(storage[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     for attempt in range(8):
         try:
             with quiet_optuna():
-                return RDBStorage(storage, engine_kwargs={"pool_pre_ping": True}, grace_period=grace_period,
-                                  heartbeat_interval=heartbeat_interval,
-                                  heartbeat_stale_trial_callback=stale_trial_callback)
+                return RDBStorage(
+                    storage,
+                    engine_kwargs={"pool_pre_ping": True},
+                    grace_period=grace_period,
+                    heartbeat_interval=heartbeat_interval,
+                    heartbeat_stale_trial_callback=stale_trial_callback,
+                )
         except (IntegrityError, ProgrammingError):
             # Two workers creating Optuna's tables in an empty database at the same moment: one loses the race
             # (e.g. UniqueViolation on CREATE TYPE). The tables exist now, or will in a moment: try again.
             time.sleep(random.uniform(0.2, 1.0))
             if attempt == 7:
                 raise
-        except Exception as e:
-            raise UserError(f"Cannot open the study's storage {redact(storage)}: {_first_line(e)}. Check the URL "
-                            f"(driver, user, host, port, database), that the server is running, and the password "
-                            f"(~/.pgpass or PGPASSWORD; README, 'Many workers').") from None
+        except Exception as e:  # noqa: BLE001 - drivers raise their own types: one message for all
+            raise UserError(
+                f"Cannot open the study's storage {redact(storage)}: {_first_line(e)}. Check the URL "
+                f"(driver, user, host, port, database), that the server is running, and the password "
+                f"(~/.pgpass or PGPASSWORD; README, 'Many workers')."
+            ) from None
 
 
 def retrying(call: Callable, what: str, timeout: float):
@@ -142,12 +163,16 @@ def retrying(call: Callable, what: str, timeout: float):
         except transient as e:
             waited = time.monotonic() - start
             if waited >= timeout:
-                raise StorageLost(f"The study's storage was unreachable for {waited:.0f} s ({what}: "
-                                  f"{_first_line(e)}); this worker stops. The trial's run folder and checkpoint "
-                                  f"are intact; start the worker again once the database is back (raise "
-                                  f"hydra.sweeper.storage_timeout to wait longer).") from None
-            log.warning(f"the study's storage is unreachable ({what}: {_first_line(e)}); retrying "
-                        f"(waited {waited:.0f} of {timeout:.0f} s)")
+                raise StorageLost(
+                    f"The study's storage was unreachable for {waited:.0f} s ({what}: "
+                    f"{_first_line(e)}); this worker stops. The trial's run folder and checkpoint "
+                    f"are intact; start the worker again once the database is back (raise "
+                    f"hydra.sweeper.storage_timeout to wait longer)."
+                ) from None
+            log.warning(
+                f"the study's storage is unreachable ({what}: {_first_line(e)}); retrying "
+                f"(waited {waited:.0f} of {timeout:.0f} s)"
+            )
             time.sleep(delay)
             delay = min(2 * delay, 10.0)
 

@@ -4,6 +4,7 @@ It owns its settings (conf/trainer/default.yaml), the device, the components it 
 stands (`Progress`), so that run.py only says what to do: setup, fit, test. Metrics stay on the device
 and are read once per logging interval, so the loop never waits on a host-device round trip per batch.
 """
+
 from __future__ import annotations
 
 import logging
@@ -12,9 +13,9 @@ import os
 import random
 import signal
 import time
+from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -53,10 +54,20 @@ def evaluate(model: torch.nn.Module, data, split: str, autocast=nullcontext) -> 
 class Trainer:
     """conf/trainer/default.yaml builds it; `setup` hands it the components; `fit` trains them."""
 
-    def __init__(self, max_epochs: int = 10, device: str = "auto", precision: str = "32", compile: bool = False,
-                 threads: int | None = None, channels_last: bool = True, log_every_n_steps: int = 20,
-                 val_every_n_steps: int = 0, divergence_threshold: float = 1e4, deterministic: bool = False,
-                 progress_bar: bool = True):
+    def __init__(
+        self,
+        max_epochs: int = 10,
+        device: str = "auto",
+        precision: str = "32",
+        compile: bool = False,
+        threads: int | None = None,
+        channels_last: bool = True,
+        log_every_n_steps: int = 20,
+        val_every_n_steps: int = 0,
+        divergence_threshold: float = 1e4,
+        deterministic: bool = False,
+        progress_bar: bool = True,
+    ):
         self.max_epochs = max_epochs
         self.device = pick_device(str(device))
         self.precision = str(precision)
@@ -85,8 +96,9 @@ class Trainer:
             torch.use_deterministic_algorithms(True)
             torch.backends.cudnn.benchmark = False
 
-    def setup(self, data, model: torch.nn.Module, optimizer, scheduler, logger, checkpoint_dir: Path,
-              objective) -> None:
+    def setup(
+        self, data, model: torch.nn.Module, optimizer, scheduler, logger, checkpoint_dir: Path, objective
+    ) -> None:
         """Take the components; `optimizer` and `scheduler` are partials that get the parameters and the plan."""
         self.data, self.logger, self.checkpoint_dir = data, logger, Path(checkpoint_dir)
         self.metric, self.mode = objective.metric, objective.mode
@@ -108,6 +120,7 @@ class Trainer:
     @contextmanager
     def stop_on_signals(self):
         """SIGINT/SIGTERM finish the batch, write a checkpoint and raise Interrupted (see fit)."""
+
         def request_stop(signum, frame):
             self.stop_signal = signum
             log.warning(f"signal {signum}: stopping after this batch and writing a checkpoint")
@@ -142,8 +155,14 @@ class Trainer:
             zero = torch.zeros((), device=self.device)
             win_loss, win_correct, win_batches, win_images, epoch_images = zero.clone(), zero.clone(), 0, 0, 0
             start, val_time = time.perf_counter(), 0.0
-            bar = tqdm(total=steps_per_epoch, initial=skip, desc=f"epoch {epoch + 1}/{self.max_epochs}",
-                       disable=None if self.progress_bar else True, leave=False, dynamic_ncols=True)
+            bar = tqdm(
+                total=steps_per_epoch,
+                initial=skip,
+                desc=f"epoch {epoch + 1}/{self.max_epochs}",
+                disable=None if self.progress_bar else True,
+                leave=False,
+                dynamic_ncols=True,
+            )
             for i, (x, y) in enumerate(data.train_batches(self.order, skip), start=skip):
                 with autocast():
                     logits = step_model(x.contiguous(memory_format=fmt))
@@ -166,11 +185,16 @@ class Trainer:
                     train_loss = float(win_loss) / win_batches
                     if not math.isfinite(train_loss) or train_loss > self.divergence_threshold:
                         bar.close()
-                        raise Diverged(f"train/loss={train_loss:.4g} at step {p.step} (epoch {epoch + 1}): the "
-                                       f"run diverged (threshold trainer.divergence_threshold="
-                                       f"{self.divergence_threshold:g}); lower optimizer.lr.")
-                    metrics = {"train/loss": train_loss, "train/acc": float(win_correct) / win_images,
-                               "train/lr": optimizer.param_groups[0]["lr"]}
+                        raise Diverged(
+                            f"train/loss={train_loss:.4g} at step {p.step} (epoch {epoch + 1}): the "
+                            f"run diverged (threshold trainer.divergence_threshold="
+                            f"{self.divergence_threshold:g}); lower optimizer.lr."
+                        )
+                    metrics = {
+                        "train/loss": train_loss,
+                        "train/acc": float(win_correct) / win_images,
+                        "train/lr": optimizer.param_groups[0]["lr"],
+                    }
                     self.logger.log_scalars(metrics, p.step)
                     p.metrics.update(metrics)
                     elapsed = time.perf_counter() - start - val_time
@@ -189,8 +213,10 @@ class Trainer:
                     p.batch = i + 1
                     p.train_time_s += time.perf_counter() - start - val_time
                     self.save("last.pt", order_state=epoch_order)
-                    raise Interrupted(f"signal {self.stop_signal} at step {p.step} (epoch {epoch + 1}, "
-                                      f"batch {i + 1}/{steps_per_epoch})")
+                    raise Interrupted(
+                        f"signal {self.stop_signal} at step {p.step} (epoch {epoch + 1}, "
+                        f"batch {i + 1}/{steps_per_epoch})"
+                    )
             bar.close()
             train_time = time.perf_counter() - start - val_time
 
@@ -200,17 +226,24 @@ class Trainer:
             p.epoch, p.batch = epoch + 1, 0
             p.train_time_s += train_time
             p.epoch_time_s += epoch_time
-            metrics.update({"epoch": epoch + 1, "time/epoch_s": epoch_time,
-                            "time/train_images_per_s": epoch_images / train_time,
-                            "time/val_s": time.perf_counter() - t + val_time})
+            metrics.update(
+                {
+                    "epoch": epoch + 1,
+                    "time/epoch_s": epoch_time,
+                    "time/train_images_per_s": epoch_images / train_time,
+                    "time/val_s": time.perf_counter() - t + val_time,
+                }
+            )
             p.metrics.update(metrics)
             improved = p.update_best(metrics, self.metric, self.mode)
             if p.best is not None:  # the objective so far: HPARAMS shows it first (its tags sort by name)
                 metrics[f"best/{self.metric}"] = p.best.value
             self.logger.log_scalars(metrics, p.step)
-            log.info(f"epoch {epoch + 1}/{self.max_epochs}: train/loss {p.metrics['train/loss']:.4f}  "
-                     f"val/loss {metrics['val/loss']:.4f}  val/acc {metrics['val/acc']:.4f}  "
-                     f"{metrics['time/train_images_per_s']:,.0f} img/s  {epoch_time:.1f}s")
+            log.info(
+                f"epoch {epoch + 1}/{self.max_epochs}: train/loss {p.metrics['train/loss']:.4f}  "
+                f"val/loss {metrics['val/loss']:.4f}  val/acc {metrics['val/acc']:.4f}  "
+                f"{metrics['time/train_images_per_s']:,.0f} img/s  {epoch_time:.1f}s"
+            )
             self.save("last.pt")
             if improved:
                 checkpoint.copy(self.checkpoint_dir / "last.pt", self.checkpoint_dir / "best.pt")
@@ -230,11 +263,17 @@ class Trainer:
         rng = checkpoint.rng_state(self.order)
         if order_state is not None:
             rng["data_order"] = order_state
-        checkpoint.save(self.checkpoint_dir / name, {
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-            "progress": self.progress.state_dict(), "rng": rng, "model_target": self.progress.model_target,
-        })
+        checkpoint.save(
+            self.checkpoint_dir / name,
+            {
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+                "progress": self.progress.state_dict(),
+                "rng": rng,
+                "model_target": self.progress.model_target,
+            },
+        )
 
     def restore(self, name: str = "last.pt") -> None:
         """Continue from a checkpoint: weights, optimizer, schedule, progress and every RNG stream."""
@@ -246,8 +285,10 @@ class Trainer:
         if self.scheduler is not None and saved.total_steps == total_steps:
             self.scheduler.load_state_dict(state["scheduler"])
         elif self.scheduler is not None:  # e.g. a larger trainer.max_epochs: re-plan the schedule to the new end
-            log.warning(f"the learning-rate schedule was planned for {saved.total_steps} steps and is now "
-                        f"re-planned for {total_steps}; it continues from step {saved.step}")
+            log.warning(
+                f"the learning-rate schedule was planned for {saved.total_steps} steps and is now "
+                f"re-planned for {total_steps}; it continues from step {saved.step}"
+            )
             self.scheduler = self.make_scheduler(self.optimizer, total_steps=total_steps, last_epoch=saved.step - 1)
         checkpoint.set_rng_state(state["rng"], self.order)
         saved.total_steps = total_steps

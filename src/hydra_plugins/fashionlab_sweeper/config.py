@@ -4,14 +4,16 @@ Built on hydra-optuna-sweeper's dataclasses: every key of `hydra/sweeper=optuna`
 the sampler options (`hydra/sweeper/sampler=tpe|random|grid|...`) are that plugin's. Each pruner option's
 keys are the pruner's own arguments (https://optuna.readthedocs.io/en/stable/reference/pruners.html).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from hydra_plugins.hydra_optuna_sweeper.config import OptunaSweeperConf
 from omegaconf import MISSING
+
+from hydra_plugins.hydra_optuna_sweeper.config import OptunaSweeperConf
 
 
 @dataclass
@@ -83,8 +85,13 @@ class FashionlabOptunaSweeperConf(OptunaSweeperConf):
 
 
 cs = ConfigStore.instance()
-cs.store(group="hydra/sweeper", name="fashionlab_optuna", node=FashionlabOptunaSweeperConf,
-         provider="fashionlab_sweeper")
-for name, node in (("median", MedianPrunerConfig), ("successive_halving", SuccessiveHalvingPrunerConfig),
-                   ("hyperband", HyperbandPrunerConfig), ("none", NopPrunerConfig)):
+cs.store(
+    group="hydra/sweeper", name="fashionlab_optuna", node=FashionlabOptunaSweeperConf, provider="fashionlab_sweeper"
+)
+for name, node in (
+    ("median", MedianPrunerConfig),
+    ("successive_halving", SuccessiveHalvingPrunerConfig),
+    ("hyperband", HyperbandPrunerConfig),
+    ("none", NopPrunerConfig),
+):
     cs.store(group="hydra/sweeper/pruner", name=name, node=node, provider="fashionlab_sweeper")

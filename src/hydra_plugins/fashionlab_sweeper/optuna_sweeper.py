@@ -11,6 +11,7 @@ extended where it stops short (hydra issues #1710, #1954):
 - A database restart is ridden out (study.retrying); Ctrl-C records the trial as failed and exits 130.
 - No `Study.stop` outside `optimize` (the released sweeper's crash when a grid's last trial fails).
 """
+
 from __future__ import annotations
 
 import functools
@@ -25,14 +26,15 @@ from typing import Any
 
 import optuna
 from hydra.utils import instantiate
-from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
-from fashionlab import search, study as studies
+from fashionlab import search
+from fashionlab import study as studies
 from fashionlab.config import UserError
 from fashionlab.record import redact
 from fashionlab.status import EXIT_NOT_COMPLETED, EXIT_USER_ERROR, Status, fail
+from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides
 
 log = logging.getLogger(__name__)
 
@@ -40,19 +42,35 @@ BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 
 
 class OptunaPruningSweeper(OptunaSweeperImpl):
-    def __init__(self, sampler: Any, pruner: Any, direction: Any, storage: Any, study_name: str, n_trials: int,
-                 n_jobs: int | None, max_failure_rate: float, custom_search_space: str | None, params: Any,
-                 heartbeat_interval: int, grace_period: int, retry_dead_trials: bool, storage_timeout: float):
-        super().__init__(None, direction, storage, study_name, n_trials, n_jobs or 0, max_failure_rate,
-                         custom_search_space, params)
+    def __init__(
+        self,
+        sampler: Any,
+        pruner: Any,
+        direction: Any,
+        storage: Any,
+        study_name: str,
+        n_trials: int,
+        n_jobs: int | None,
+        max_failure_rate: float,
+        custom_search_space: str | None,
+        params: Any,
+        heartbeat_interval: int,
+        grace_period: int,
+        retry_dead_trials: bool,
+        storage_timeout: float,
+    ):
+        super().__init__(
+            None, direction, storage, study_name, n_trials, n_jobs or 0, max_failure_rate, custom_search_space, params
+        )
         self.sampler_cfg, self.pruner_cfg = sampler, pruner
         self.heartbeat_interval, self.grace_period = heartbeat_interval, grace_period
         self.retry_dead_trials, self.storage_timeout = retry_dead_trials, storage_timeout
 
     def sweep(self, arguments: list[str]) -> None:
         self._process_searchspace_config()
-        space, fixed, fixed_overrides = create_params_from_overrides(self._parse_sweeper_params_config()
-                                                                     + list(arguments))
+        space, fixed, fixed_overrides = create_params_from_overrides(
+            self._parse_sweeper_params_config() + list(arguments)
+        )
         for name in fixed:
             space.pop(name, None)
         self.grid = None
@@ -75,26 +93,40 @@ class OptunaPruningSweeper(OptunaSweeperImpl):
         directions = self._get_directions()
         mode = OmegaConf.select(self.config, "objective.mode", default=None)
         if len(directions) != 1 or (mode and {"max": "maximize", "min": "minimize"}[mode] != directions[0]):
-            raise UserError(f"hydra.sweeper.direction={directions} does not match objective.mode={mode}: the "
-                            f"sweeper optimises the one value a job returns. Set both the same way.")
+            raise UserError(
+                f"hydra.sweeper.direction={directions} does not match objective.mode={mode}: the "
+                f"sweeper optimises the one value a job returns. Set both the same way."
+            )
         if self.storage is None and self.config.hydra.launcher._target_ != BASIC_LAUNCHER:
-            raise UserError("hydra.sweeper.storage=null keeps the study in this process's memory, where the "
-                            "launcher's job processes cannot report to it. Use a journal file (the default) or a "
-                            "database URL.")
+            raise UserError(
+                "hydra.sweeper.storage=null keeps the study in this process's memory, where the "
+                "launcher's job processes cannot report to it. Use a journal file (the default) or a "
+                "database URL."
+            )
         with studies.quiet_optuna():
             callback = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1) if self.retry_dead_trials else None
         self.store = studies.open_storage(self.storage, self.heartbeat_interval, self.grace_period, callback)
         pruner = instantiate(self.pruner_cfg, _execution_whitelist_=search.SEARCH_WHITELIST)
-        study = self._retry(lambda: optuna.create_study(
-            study_name=self.study_name, storage=self.store, sampler=self._sampler(0), pruner=pruner,
-            direction=directions[0], load_if_exists=True), "open the study")
+        study = self._retry(
+            lambda: optuna.create_study(
+                study_name=self.study_name,
+                storage=self.store,
+                sampler=self._sampler(0),
+                pruner=pruner,
+                direction=directions[0],
+                load_if_exists=True,
+            ),
+            "open the study",
+        )
         if self.store is None:
             studies.remember_in_memory(study)
         where = "memory" if self.store is None else redact(self.storage)
-        log.info(f"Study {study.study_name} in {where}: {len(study.trials)} trials so far. Sampler "
-                 f"{self.sampler_cfg._target_.rsplit('.', 1)[-1]} (seed {self.sampler_cfg.get('seed')} + trial "
-                 f"number), pruner {type(pruner).__name__}, {self.n_trials} trials in all "
-                 f"(worker {socket.gethostname()}:{os.getpid()})")
+        log.info(
+            f"Study {study.study_name} in {where}: {len(study.trials)} trials so far. Sampler "
+            f"{self.sampler_cfg._target_.rsplit('.', 1)[-1]} (seed {self.sampler_cfg.get('seed')} + trial "
+            f"number), pruner {type(pruner).__name__}, {self.n_trials} trials in all "
+            f"(worker {socket.gethostname()}:{os.getpid()})"
+        )
         return study
 
     def _sampler(self, number: int) -> optuna.samplers.BaseSampler:
@@ -114,15 +146,21 @@ class OptunaPruningSweeper(OptunaSweeperImpl):
             self._fail_stale(study)
             claimed, done, failed = self._counts(study)
             if failed > self.max_failure_rate * self.n_trials:
-                fail(f"The search stopped: {failed} of its {self.n_trials} trials failed, more than "
-                     f"hydra.sweeper.max_failure_rate={self.max_failure_rate}. Each failed trial's train.log and "
-                     f"metrics.json (under {self.config.hydra.sweep.dir}) say why.", EXIT_NOT_COMPLETED)
+                fail(
+                    f"The search stopped: {failed} of its {self.n_trials} trials failed, more than "
+                    f"hydra.sweeper.max_failure_rate={self.max_failure_rate}. Each failed trial's train.log and "
+                    f"metrics.json (under {self.config.hydra.sweep.dir}) say why.",
+                    EXIT_NOT_COMPLETED,
+                )
             if claimed >= self.n_trials:
-                log.info(f"the study has {done} finished and {claimed - done} running of its {self.n_trials} "
-                         f"trials: nothing more to start (raise hydra.sweeper.n_trials for more)")
+                log.info(
+                    f"the study has {done} finished and {claimed - done} running of its {self.n_trials} "
+                    f"trials: nothing more to start (raise hydra.sweeper.n_trials for more)"
+                )
                 return
-            batch = [self._ask(study, space, fixed, fixed_overrides) for _ in range(min(n_jobs, self.n_trials
-                                                                                         - claimed))]
+            batch = [
+                self._ask(study, space, fixed, fixed_overrides) for _ in range(min(n_jobs, self.n_trials - claimed))
+            ]
             batch = [b for b in batch if not self._surplus(study, b[0])]
             if not batch:
                 continue
@@ -150,8 +188,11 @@ class OptunaPruningSweeper(OptunaSweeperImpl):
         run_dir = Path(self.config.hydra.sweep.dir) / name
         trial.set_user_attr("run_dir", str(run_dir))
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-        return trial, (*overrides, f"hydra.sweep.subdir='{name}'",
-                       f"++hydra.job.env_set.{search.TRIAL_ENV}={trial.number}"), run_dir
+        return (
+            trial,
+            (*overrides, f"hydra.sweep.subdir='{name}'", f"++hydra.job.env_set.{search.TRIAL_ENV}={trial.number}"),
+            run_dir,
+        )
 
     def _surplus(self, study: optuna.Study, trial: optuna.Trial) -> bool:
         """Two workers that both saw one trial left both asked for it: the higher trial number yields."""
@@ -163,8 +204,9 @@ class OptunaPruningSweeper(OptunaSweeperImpl):
 
     def _dirname(self, trial: optuna.Trial) -> str:
         """`007_optimizer=adamw,lr=0.0062,batch_size=64`: the trial number, then its rounded parameters."""
-        values = ",".join(f"{k.rsplit('.', 1)[-1]}={f'{v:.2g}' if isinstance(v, float) else v}"
-                          for k, v in trial.params.items())
+        values = ",".join(
+            f"{k.rsplit('.', 1)[-1]}={f'{v:.2g}' if isinstance(v, float) else v}" for k, v in trial.params.items()
+        )
         taken = {p.name.split("_", 1)[0] for p in Path(self.config.hydra.sweep.dir).glob(f"{trial.number:03d}*")}
         prefix, n = f"{trial.number:03d}", 2
         while prefix in taken:  # a folder left by an earlier study of the same name
@@ -176,7 +218,7 @@ class OptunaPruningSweeper(OptunaSweeperImpl):
             value = ret.return_value  # raises what the job raised
         except studies.StorageLost:
             raise
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - a job that raised is a failed trial, whatever it raised
             log.warning(f"trial {trial.number} failed: {redact(str(e).splitlines()[0] if str(e) else repr(e))}")
             self._tell_failed(study, trial, str(Status.FAILED))
             return TrialState.FAIL, None
@@ -189,8 +231,10 @@ class OptunaPruningSweeper(OptunaSweeperImpl):
             state, values = TrialState.COMPLETE, float(value)
         frozen = self._retry(lambda: self._finish(study, trial, state, values), f"record trial {trial.number}")
         if frozen.state != state:
-            log.warning(f"trial {trial.number} had already ended as {frozen.state.name} (marked by another worker "
-                        f"while the database was unreachable?)")
+            log.warning(
+                f"trial {trial.number} had already ended as {frozen.state.name} (marked by another worker "
+                f"while the database was unreachable?)"
+            )
         return frozen.state, frozen.value
 
     @staticmethod
@@ -202,8 +246,10 @@ class OptunaPruningSweeper(OptunaSweeperImpl):
 
     def _tell_failed(self, study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
         try:
-            self._retry(lambda: study._storage.set_trial_system_attr(trial._trial_id, studies.FAILURE_ATTR, reason),
-                        f"record trial {trial.number}")
+            self._retry(
+                lambda: study._storage.set_trial_system_attr(trial._trial_id, studies.FAILURE_ATTR, reason),
+                f"record trial {trial.number}",
+            )
         except optuna.exceptions.UpdateFinishedTrialError:
             return  # it ended already (failed as stale by another worker)
         self._retry(lambda: self._finish(study, trial, TrialState.FAIL), f"record trial {trial.number}")
@@ -221,16 +267,23 @@ class OptunaPruningSweeper(OptunaSweeperImpl):
 
     def _fail_stale(self, study: optuna.Study) -> None:
         for t in self._retry(lambda: studies.fail_stale_trials(study), "check heartbeats"):
-            log.warning(f"trial {t.number} sent no heartbeat for {self.grace_period} s (its worker died): marked "
-                        f"failed" + (", and queued again with the same parameters" if self.retry_dead_trials else ""))
+            log.warning(
+                f"trial {t.number} sent no heartbeat for {self.grace_period} s (its worker died): marked "
+                f"failed" + (", and queued again with the same parameters" if self.retry_dead_trials else "")
+            )
 
     def _log_progress(self, study, trial, state: TrialState, value, start: float, done_at_start: int) -> None:
         """One line per finished trial: its outcome, the best so far, trials done, time spent and left."""
         _, done, _ = self._counts(study)
         elapsed = time.monotonic() - start
         rate = (done - done_at_start) / elapsed
-        left = "done" if done >= self.n_trials else \
-            f"about {_duration((self.n_trials - done) / rate)} left" if rate else "time left unknown"
+        left = (
+            "done"
+            if done >= self.n_trials
+            else f"about {_duration((self.n_trials - done) / rate)} left"
+            if rate
+            else "time left unknown"
+        )
         metric = OmegaConf.select(self.config, "objective.metric", default="value")
         if state == TrialState.FAIL:
             outcome = "failed"
@@ -241,21 +294,33 @@ class OptunaPruningSweeper(OptunaSweeperImpl):
             outcome = f"completed: {metric} {value:.4f}"
         best = studies.best_trial(study)
         best = f"best {best.value:.4f} (trial {best.number})" if best else "no completed trial yet"
-        log.info(f"trial {trial.number} {outcome} | {best} | {done} of {self.n_trials} trials | "
-                 f"{_duration(elapsed)} elapsed, {left}")
+        log.info(
+            f"trial {trial.number} {outcome} | {best} | {done} of {self.n_trials} trials | "
+            f"{_duration(elapsed)} elapsed, {left}"
+        )
 
     def _write_results(self, study: optuna.Study) -> None:
         best = studies.best_trial(study)
         if best is None:
             log.warning("no trial of the study has completed: no best parameters to report")
             return
-        results = {"name": "optuna", "study": study.study_name, "best_trial": best.number,
-                   "best_params": best.params, "best_value": best.value}
+        results = {
+            "name": "optuna",
+            "study": study.study_name,
+            "best_trial": best.number,
+            "best_params": best.params,
+            "best_value": best.value,
+        }
         OmegaConf.save(OmegaConf.create(results), Path(self.config.hydra.sweep.dir) / "optimization_results.yaml")
         log.info(f"Best: trial {best.number}, value {best.value:.4f}, parameters {best.params}")
 
 
 def _duration(seconds: float) -> str:
     seconds = int(round(seconds))
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else \
-        f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+    return (
+        f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+        if seconds >= 3600
+        else f"{seconds // 60}m{seconds % 60:02d}s"
+        if seconds >= 60
+        else f"{seconds}s"
+    )
