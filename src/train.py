@@ -17,15 +17,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))  # works from a fresh clone before `pip install -e .`
 os.environ.setdefault("FASHIONLAB_ROOT", str(ROOT))
 
-import hydra  # noqa: E402
+import hydra
+from omegaconf import DictConfig
 
-from fashionlab.hydra_setup import EXECUTION_WHITELIST, prepare_argv, register_resolvers  # noqa: E402
+from fashionlab.hydra_setup import EXECUTION_WHITELIST, prepare_argv, register_resolvers
+from fashionlab.status import Outcome
 
 register_resolvers()
 
 
 @hydra.main(config_path="../conf", config_name="train", execution_whitelist=EXECUTION_WHITELIST)
-def main(cfg) -> float:
+def main(cfg: DictConfig) -> Outcome:
     from fashionlab.run import main as run_job  # torch is imported here, so --help stays fast
 
     return run_job(cfg)

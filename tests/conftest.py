@@ -1,13 +1,17 @@
-"""Shared helpers: tiny Fashion-MNIST-format IDX files, running src/train.py as a user would, reading back what
-runs wrote (metrics.json, TensorBoard events, the study), a real tensorboard server, a throwaway PostgreSQL."""
+"""Shared helpers: tiny Fashion-MNIST-format IDX files, composing configs, running src/train.py as a user would
+(in a new process, or in this one: `main`), callbacks that act at an exact step, reading back what runs wrote
+(metrics.json, TensorBoard events, the study), a real tensorboard server, a throwaway PostgreSQL."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import gzip
+import importlib.util
 import json
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -15,10 +19,14 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
+
+from fashionlab.training import Callback
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -41,16 +49,86 @@ def write_idx_gz(folder: Path, n_train: int = 600, n_test: int = 200, seed: int 
     return folder
 
 
+def compose(*overrides: str, hydra: bool = False):
+    """The config `python src/train.py OVERRIDES` would run with (with Hydra's own node if hydra=True)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from omegaconf import open_dict
+
+    from fashionlab.hydra_setup import register_resolvers
+
+    register_resolvers()
+    with initialize_config_dir(str(ROOT / "conf"), version_base=None):
+        cfg = hydra_compose("train", overrides=list(overrides), return_hydra_config=hydra)
+    if not hydra:
+        with open_dict(cfg):  # what Hydra fills in for a real run
+            cfg.logging.log_dir = "unused"
+    return cfg
+
+
+@functools.cache
+def _entry():
+    """src/train.py's task function under its own @hydra.main, with the config folder given absolutely."""
+    import hydra
+
+    spec = importlib.util.spec_from_file_location("train", ROOT / "src" / "train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return hydra.main(
+        config_path=str(ROOT / "conf"), config_name="train", execution_whitelist=module.EXECUTION_WHITELIST
+    )(module.main.__wrapped__)
+
+
+def main(*args: str, tmp: Path, callbacks: Sequence = ()) -> int:
+    """`python src/train.py ARGS` in this process (no start-up cost): its exit status, 0 if it returned.
+
+    `callbacks` are added to every trainer the run builds (fashionlab.training.Callback: e.g. StopAtStep).
+    """
+    from fashionlab.hydra_setup import prepare_argv
+    from fashionlab.training import Trainer
+
+    setup = Trainer.setup
+
+    def setup_with_callbacks(self, *a, **k):
+        setup(self, *a, **k)
+        self.callbacks.extend(callbacks)
+
+    argv = prepare_argv(command(*args, tmp=tmp)[1:])
+    with mock.patch.object(sys, "argv", argv), mock.patch.object(Trainer, "setup", setup_with_callbacks):
+        try:
+            _entry()()
+        except SystemExit as e:
+            return e.code if isinstance(e.code, int) else 1
+    return 0
+
+
+class StopAtStep(Callback):
+    """A trainer callback that raises the stop flag at one exact step, as SIGINT arriving there would."""
+
+    def __init__(self, step: int, signum: int = signal.SIGINT):
+        self.step, self.signum = step, signum
+
+    def on_step_end(self, trainer) -> None:
+        if trainer.progress.step == self.step:
+            trainer.stop_signal = self.signum
+
+
 @pytest.fixture(scope="session")
 def idx_dir(tmp_path_factory) -> Path:
     return write_idx_gz(tmp_path_factory.mktemp("debian") / "fashion-mnist")
 
 
 def command(*args: str, tmp: Path, script: str = "src/train.py") -> list[str]:
-    cmd = [sys.executable, str(ROOT / script), *args]
-    if script == "src/train.py":
-        cmd += [f"paths.output_dir={tmp}/outputs", f"paths.multirun_dir={tmp}/multirun"]
-    return cmd
+    """The command line of `script ARGS`; for src/train.py with its outputs under tmp (ARGS can move them)."""
+    if script != "src/train.py":
+        return [sys.executable, str(ROOT / script), *args]
+    return [
+        sys.executable,
+        str(ROOT / script),
+        f"paths.output_dir={tmp}/outputs",
+        f"paths.multirun_dir={tmp}/multirun",
+        *args,
+    ]
 
 
 def environment(env: dict | None = None) -> dict:

@@ -134,7 +134,7 @@ def test_every_pruner_option_builds_its_optuna_pruner(pruner, built):
 def test_the_preset_composes_with_any_sampler_and_the_slurm_launcher():
     cfg = hydra_cfg("hydra/sweeper/sampler=grid", "hydra/launcher=slurm", "hydra.launcher.partition=gpu")
     sweeper, launcher = cfg.hydra.sweeper, cfg.hydra.launcher
-    assert sweeper._target_.endswith("OptunaPruningSweeper") and sweeper.sampler.seed == 1234
+    assert sweeper._target_.endswith("FashionlabOptunaSweeper") and sweeper.sampler.seed == 1234
     assert sweeper.pruner._target_ == "optuna.pruners.SuccessiveHalvingPruner" and sweeper.pruner.min_resource == 1
     assert launcher._target_.endswith("SlurmLauncher") and launcher.partition == "gpu"
     assert (launcher.timeout_min, launcher.cpus_per_task, launcher.gpus_per_node, launcher.array_parallelism) == (

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ def rng_state(data_order: torch.Generator) -> dict:
     state = {
         "torch": torch.get_rng_state(),
         "numpy": {
-            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
             "pos": int(pos),
             "has_gauss": int(has_gauss),
             "gauss": float(gauss),
@@ -52,22 +53,25 @@ def set_rng_state(state: dict, data_order: torch.Generator) -> None:
 def save(path: Path, state: dict) -> None:
     """Write to a temporary file, then rename: a kill at any moment leaves the old or the new file, whole."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"format": FORMAT, **state}, tmp)
-    _commit(tmp, path)
+    _commit(path, lambda tmp: torch.save({"format": FORMAT, **state}, tmp))
 
 
 def copy(src: Path, dst: Path) -> None:
     """Atomically make dst a copy of src (best.pt from the last.pt just written)."""
-    tmp = dst.with_name(dst.name + ".tmp")
-    shutil.copyfile(src, tmp)
-    _commit(tmp, dst)
+    _commit(dst, lambda tmp: shutil.copyfile(src, tmp))
 
 
-def _commit(tmp: Path, path: Path) -> None:
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def _commit(path: Path, write: Callable[[Path], object]) -> None:
+    """write(tmp), sync, rename over path. A write that fails (a full disk) leaves no temporary file behind."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def load(path: Path, model: torch.nn.Module, model_target: str) -> dict:

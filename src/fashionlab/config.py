@@ -5,6 +5,8 @@ A mistake of the user is a `UserError`: `train.py` prints it as one paragraph an
 
 from __future__ import annotations
 
+import math
+
 from omegaconf import DictConfig, OmegaConf
 
 
@@ -12,20 +14,30 @@ class UserError(Exception):
     """A problem the user can fix; the message names the problem and the fix."""
 
 
-# key -> (type, smallest allowed value, whether that value itself is allowed)
+# key -> (type, smallest allowed value, whether that value itself is allowed, largest allowed value or None)
 NUMBERS = {
-    "optimizer.lr": (float, 0.0, False),
-    "optimizer.weight_decay": (float, 0.0, True),
-    "optimizer.momentum": (float, 0.0, True),
-    "data.batch_size": (int, 1, True),
-    "data.eval_batch_size": (int, 1, True),
-    "data.val_size": (int, 1, True),
-    "data.num_workers": (int, 0, True),
-    "trainer.max_epochs": (int, 1, True),
-    "trainer.log_every_n_steps": (int, 1, True),
-    "trainer.val_every_n_steps": (int, 0, True),
-    "logging.embedding_samples": (int, 1, True),
-    "seed": (int, 0, True),
+    "optimizer.lr": (float, 0.0, False, None),
+    "optimizer.weight_decay": (float, 0.0, True, None),
+    "optimizer.momentum": (float, 0.0, True, None),
+    "data.batch_size": (int, 1, True, None),
+    "data.eval_batch_size": (int, 1, True, None),
+    "data.val_size": (int, 1, True, None),
+    "data.num_workers": (int, 0, True, None),
+    "trainer.max_epochs": (int, 1, True, None),
+    "trainer.log_every_n_steps": (int, 1, True, None),
+    "trainer.val_every_n_steps": (int, 0, True, None),
+    "trainer.divergence_threshold": (float, 0.0, False, None),
+    "logging.embedding_samples": (int, 1, True, None),
+    "seed": (int, 0, True, None),
+}
+# The same for the project's sweeper (hydra.sweeper.*): RDBStorage refuses some of these itself, the journal none.
+SWEEPER_NUMBERS = {
+    "n_trials": (int, 1, True, None),
+    "n_jobs": (int, 1, True, None),
+    "max_failure_rate": (float, 0.0, True, 1.0),
+    "heartbeat_interval": (int, 1, True, None),
+    "grace_period": (int, 1, True, None),
+    "storage_timeout": (float, 0.0, True, None),
 }
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("32", "bf16")
@@ -33,18 +45,7 @@ PRECISIONS = ("32", "bf16")
 
 def check_config(cfg: DictConfig) -> None:
     """Raise a UserError listing every bad value in cfg, each with its fix."""
-    problems = []
-    for key, (kind, low, inclusive) in NUMBERS.items():
-        value = OmegaConf.select(cfg, key, default=None)
-        if value is None:
-            continue
-        ok_type = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if kind is int:
-            ok_type = ok_type and float(value).is_integer()
-        if not ok_type:
-            problems.append(f"{key}={value!r} must be {'an integer' if kind is int else 'a number'}")
-        elif value < low or (value == low and not inclusive):
-            problems.append(f"{key}={value} must be {'at least' if inclusive else 'greater than'} {low}")
+    problems = check_numbers(cfg, NUMBERS)
     device = str(cfg.trainer.device)
     if not (device in DEVICES or device.startswith("cuda:")):
         problems.append(f"trainer.device={device} is not one of {', '.join(DEVICES)} (or cuda:N)")
@@ -57,6 +58,43 @@ def check_config(cfg: DictConfig) -> None:
             "Bad config value: " + "; ".join(problems) + ". Fix the override on the command line "
             "(or the YAML file under conf/) and run again."
         )
+
+
+def check_numbers(cfg: DictConfig, table: dict, prefix: str = "") -> list[str]:
+    """What is wrong with the numbers `table` names in cfg: type, finiteness, range (one phrase each)."""
+    problems = []
+    for key, (kind, low, inclusive, high) in table.items():
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is None:
+            continue
+        name = prefix + key
+        is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not is_number or (kind is int and math.isfinite(value) and not float(value).is_integer()):
+            problems.append(f"{name}={value!r} must be {'an integer' if kind is int else 'a number'}")
+        elif not math.isfinite(value):  # nan and inf compare False with everything: say so before the range
+            problems.append(f"{name}={value} must be a finite number")
+        elif value < low or (value == low and not inclusive):
+            problems.append(f"{name}={value} must be {'at least' if inclusive else 'greater than'} {low}")
+        elif high is not None and value > high:
+            problems.append(f"{name}={value} must be at most {high}")
+    return problems
+
+
+def check_sweeper(sweeper: DictConfig) -> str | None:
+    """The project's sweeper settings (hydra.sweeper): one paragraph naming what is wrong, or None."""
+    problems = check_numbers(sweeper, SWEEPER_NUMBERS, "hydra.sweeper.")
+    beat, grace = sweeper.get("heartbeat_interval"), sweeper.get("grace_period")
+    if not problems and beat and grace and grace <= beat:
+        problems.append(
+            f"hydra.sweeper.grace_period={grace} must be longer than hydra.sweeper.heartbeat_interval={beat} "
+            f"(a running trial would be taken for dead between two heartbeats)"
+        )
+    if not problems:
+        return None
+    return (
+        "Bad config value: " + "; ".join(problems) + ". Fix the override on the command line (or the "
+        "hparams_search preset) and run again."
+    )
 
 
 def pick_device(name: str):

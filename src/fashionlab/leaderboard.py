@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from functools import cmp_to_key
 from pathlib import Path
 
@@ -22,9 +23,15 @@ _RANK = {Status.COMPLETED: 0, Status.PRUNED: 1}  # everything else after these
 
 
 def load_runs(root: Path) -> list[dict]:
+    """Every run's metrics.json under root; one that cannot be read (torn: a copy in progress, a full disk) is
+    skipped with a one-line warning."""
     runs = []
     for f in sorted(root.rglob("metrics.json")):
-        run = json.loads(f.read_text())
+        try:
+            run = json.loads(f.read_text())
+        except (OSError, ValueError):
+            print(f"compare: skipped {f}: not valid JSON (a copy in progress, or a full disk?)", file=sys.stderr)
+            continue
         run["dir"] = f.parent
         run["name"] = str(f.parent.relative_to(root)) if f.parent != root else f.parent.name
         runs.append(run)
@@ -102,7 +109,7 @@ def most_important(runs: list[dict]) -> str | None:
     if len(ok) < 8:  # fewer say little (a pruned search completes only its best trials)
         return None
     scores = {k: _explained([r["hparams"].get(k) for r in ok], [objective(r) for r in ok]) for k in differing_keys(ok)}
-    return max(scores, key=scores.get) if scores else None
+    return max(scores, key=lambda k: scores[k]) if scores else None
 
 
 def _explained(values: list, y: list[float]) -> float:

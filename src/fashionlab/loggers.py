@@ -1,14 +1,26 @@
 """TensorBoard logging: the tutorial's four views (IMAGES, SCALARS, GRAPHS, PROJECTOR) plus HPARAMS and TEXT.
 
 Everything goes into one log directory per run (the run's Hydra output directory), so that
-`tensorboard --logdir outputs` or `--logdir multirun/<sweep>` shows one run per job.
+`tensorboard --logdir outputs` or `--logdir multirun/<sweep>` shows one run per job. The logger is one of the
+Trainer's callbacks: it opens its run when fitting starts, writes the after-training views when the test is
+done, and the HPARAMS row with the run's status when it ends.
 """
 
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+from fashionlab import record
+from fashionlab.status import Outcome, Status
+from fashionlab.training import Callback
+
+if TYPE_CHECKING:
+    from torch.utils.tensorboard import SummaryWriter
+
+    from fashionlab.training import Trainer
 
 # The chart the tutorial draws with add_scalars. add_scalars would write one extra run per line
 # (`<run>/Training vs. Validation Loss_Training`...), cluttering every comparison; a custom-scalars
@@ -21,8 +33,26 @@ LOSS_CHART = {
 }
 
 
-class TensorBoardLogger:
-    """Writes one run's TensorBoard events; each view can be switched off in conf/logging/tensorboard.yaml."""
+def image_grid(images: torch.Tensor, nrow: int = 8, padding: int = 2, pad_value: int = 255) -> torch.Tensor:
+    """(N, H, W) images -> one (1, H', W') image of them in rows of `nrow`, as torchvision's make_grid draws them.
+
+    Written here because importing torchvision costs about 3 s per process (it imports torch._dynamo).
+    """
+    n, h, w = images.shape
+    rows = -(-n // nrow)
+    grid = torch.full((rows * (h + padding) + padding, nrow * (w + padding) + padding), pad_value, dtype=images.dtype)
+    for i, image in enumerate(images):
+        top, left = (i // nrow) * (h + padding) + padding, (i % nrow) * (w + padding) + padding
+        grid[top : top + h, left : left + w] = image
+    return grid.unsqueeze(0)
+
+
+class TensorBoardLogger(Callback):
+    """Writes one run's TensorBoard events; each view can be switched off in conf/logging/tensorboard.yaml.
+
+    `run_hparams` (what the run chose: the HPARAMS row) and `run_notes` (the TEXT tab) are what the job knows
+    of the run: run.build sets them when it builds the logger.
+    """
 
     def __init__(
         self,
@@ -43,7 +73,24 @@ class TensorBoardLogger:
         self.embedding, self.embedding_samples = embedding, embedding_samples
         self.hparams, self.text, self.loss_chart = hparams, text, loss_chart
         self.flush_secs = flush_secs
-        self.writer = None
+        self.run_hparams: dict = {}
+        self.run_notes: dict[str, str] = {}
+        self.writer: SummaryWriter | None = None
+
+    # The Trainer's hooks.
+    def on_fit_start(self, trainer: Trainer) -> None:
+        # A resumed run purges what the stopped run wrote after its checkpoint: one continuous curve.
+        self.open(purge_step=trainer.progress.step + 1 if trainer.resumed else None)
+        if not trainer.resumed:
+            self.log_start(trainer.model, trainer.data, self.run_notes)
+
+    def on_test_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
+        self.log_features(trainer.model, trainer.data, trainer.progress.step)
+
+    def on_end(self, trainer: Trainer, outcome: Outcome) -> None:
+        if outcome.status != Status.INTERRUPTED:  # the HPARAMS row is written once, when the run has an outcome
+            self.log_end(record.tensorboard_hparams(self.run_hparams, outcome.status), ok=outcome.status.has_result)
+        self.close()
 
     def open(self, purge_step: int | None = None) -> None:
         """Open the writer; on resume, purge_step makes TensorBoard drop the killed run's later events."""
@@ -51,15 +98,12 @@ class TensorBoardLogger:
 
         self.writer = SummaryWriter(self.log_dir, purge_step=purge_step, flush_secs=self.flush_secs)
 
-    def log_start(self, model, data, notes: dict[str, str]) -> None:
+    def log_start(self, model: torch.nn.Module, data: Any, notes: dict[str, str]) -> None:
         """The views written once, when a run starts (not again when it resumes)."""
-        w = self.writer
+        w = self._writer()
         if self.images:
-            from torchvision.utils import make_grid
-
             images, _ = data.splits["train"]
-            sample = images[: self.image_samples].unsqueeze(1).cpu()
-            w.add_image("train/samples", make_grid(sample, nrow=8, padding=2, pad_value=255), 0)
+            w.add_image("train/samples", image_grid(images[: self.image_samples].cpu()), 0)
         if self.graph:
             import warnings
 
@@ -83,13 +127,17 @@ class TensorBoardLogger:
                 w.add_text(tag, body, 0)
         w.flush()
 
-    def _embedding_sample(self, data):
+    def _writer(self) -> SummaryWriter:
+        assert self.writer is not None, "the logger is not open (on_fit_start opens it)"
+        return self.writer
+
+    def _embedding_sample(self, data: Any) -> tuple[torch.Tensor, torch.Tensor]:
         images, labels = data.splits["train"]
         g = torch.Generator().manual_seed(0)
         idx = torch.randperm(len(labels), generator=g)[: self.embedding_samples]
         return images[idx.to(images.device)].cpu(), labels[idx.to(labels.device)].cpu()
 
-    def log_features(self, model, data, step: int) -> None:
+    def log_features(self, model: Any, data: Any, step: int) -> None:
         """The same images as the pixel embedding, as the model sees them after training (penultimate layer)."""
         if not self.embedding:
             return
@@ -99,7 +147,7 @@ class TensorBoardLogger:
         device = next(model.parameters()).device
         with torch.inference_mode():
             feats = model.features(normalize(x.to(device))).float().cpu()
-        self.writer.add_embedding(
+        self._writer().add_embedding(
             feats,
             metadata=[data.classes[i] for i in y.tolist()],
             label_img=x.unsqueeze(1).float() / 255,
@@ -108,8 +156,9 @@ class TensorBoardLogger:
         )
 
     def log_scalars(self, metrics: dict[str, float], step: int) -> None:
+        w = self._writer()
         for tag, value in metrics.items():
-            self.writer.add_scalar(tag, value, step)
+            w.add_scalar(tag, value, step)
 
     def log_end(self, hparams: dict, ok: bool) -> None:
         """The run's HPARAMS row, written when it ends so that its status is one of the columns.
@@ -126,8 +175,10 @@ class TensorBoardLogger:
         from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData, SessionEndInfo
         from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
+        file_writer = self._writer().file_writer
+        assert file_writer is not None
         _, session_start, _ = hparams_summaries(hparams, {})
-        self.writer.file_writer.add_summary(session_start)
+        file_writer.add_summary(session_start)
         sei = SessionEndInfo(
             status=Status.Value("STATUS_SUCCESS" if ok else "STATUS_FAILURE"), end_time_secs=time.time()
         )
@@ -135,7 +186,7 @@ class TensorBoardLogger:
         meta = SummaryMetadata(
             plugin_data=SummaryMetadata.PluginData(plugin_name=PLUGIN_NAME, content=content.SerializeToString())
         )
-        self.writer.file_writer.add_summary(Summary(value=[Summary.Value(tag=SESSION_END_INFO_TAG, metadata=meta)]))
+        file_writer.add_summary(Summary(value=[Summary.Value(tag=SESSION_END_INFO_TAG, metadata=meta)]))
 
     def flush(self) -> None:
         if self.writer is not None:

@@ -43,7 +43,7 @@ class Progress:
     def update_best(self, metrics: dict[str, float], metric: str, mode: str) -> bool:
         """Record metrics[metric] if it beats the best so far; say whether it did."""
         value = metrics.get(metric)
-        if not is_better(value, self.best.value if self.best else None, mode):
+        if value is None or not is_better(value, self.best.value if self.best else None, mode):
             return False
         self.best = Best(value=value, epoch=self.epoch, step=self.step)
         return True

@@ -9,6 +9,7 @@ which also keeps them out of run folder names. Every text that leaves the proces
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import platform
@@ -17,12 +18,67 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from fashionlab.config import UserError
 from fashionlab.progress import Progress
-from fashionlab.status import Status
+from fashionlab.status import Outcome, Status
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)  # no space left, or over the user's quota: the same for a run
+
+
+class DiskFull(UserError):
+    """A write failed for lack of space: the run (or the search's worker) stops, saying what survived."""
+
+
+def disk_full(run_dir: Path, error: OSError) -> DiskFull:
+    """The one paragraph for a full disk: which folder, the last good checkpoint, how to go on."""
+    last = run_dir / "checkpoints" / "last.pt"
+    where = f" writing {error.filename}" if error.filename else ""
+    if last.is_file():
+        then = (
+            f"The last good checkpoint is {last}: free some space (or move the run folder to a disk with room) and "
+            f"continue it with: python src/train.py resume={run_dir}"
+        )
+    else:
+        then = "No checkpoint was written yet: free some space and start the run again."
+    return DiskFull(f"The disk holding {run_dir} is full ({error.strerror}{where}); the run stopped. {then}")
+
+
+def quiet_disk_full_in_threads() -> None:
+    """A background writer (TensorBoard's) that hits a full disk prints a traceback from its thread; the job
+    reports the full disk itself, in one paragraph. So a thread's disk-full error is not printed again, and a log
+    line that does not fit is dropped rather than printed with a traceback."""
+    import logging
+    import threading
+
+    default = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if not (isinstance(args.exc_value, OSError) and args.exc_value.errno in DISK_FULL):
+            default(args)
+
+    threading.excepthook = hook
+    logging.raiseExceptions = False
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write to a temporary file, then rename: the old file or the new one, whole; never a half-written one.
+
+    A write that fails (a full disk) removes its temporary file and raises.
+    """
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
 
 # `scheme://user:password@host` and `password=...` (a libpq keyword or URL query): the password becomes ***.
 _URL_PASSWORD = re.compile(r"([a-zA-Z][\w+.-]*://[^/\s:@]*):[^@\s]*@")
@@ -38,7 +94,7 @@ def _excluded(key: str, exclude: list[str]) -> bool:
     return any(key == k or key.startswith(k + ".") for k in exclude)
 
 
-def hparams(cfg: DictConfig, hc, searched: list[str] = ()) -> dict:
+def hparams(cfg: DictConfig, hc: DictConfig, searched: Sequence[str] = ()) -> dict:
     """Dotted key -> value of what the run chose; the searched keys first, then group choices, then overrides."""
     exclude = list(hc.job.config.override_dirname.exclude_keys)
     choices = {
@@ -102,13 +158,13 @@ def run_info() -> dict[str, str]:
 def write_run_info(run_dir: Path, cfg: DictConfig) -> dict[str, str]:
     """run_info.json, and the TEXT tab's notes: the composed config and the environment."""
     info = run_info()
-    (run_dir / "run_info.json").write_text(json.dumps(info, indent=2) + "\n")
+    write_atomic(run_dir / "run_info.json", json.dumps(info, indent=2) + "\n")
     versions = "\n".join(f"    {k}: {v}" for k, v in info.items())
     config = "\n".join("    " + line for line in redact(OmegaConf.to_yaml(cfg)).splitlines())
     return {"run/config": config, "run/environment": versions}
 
 
-def save_config(run_dir: Path, cfg: DictConfig, hc) -> None:
+def save_config(run_dir: Path, cfg: DictConfig, hc: DictConfig) -> None:
     """.hydra/config.yaml and overrides.yaml, as Hydra writes them (resume= tells Hydra not to, until it may)."""
     hydra_dir = run_dir / ".hydra"
     hydra_dir.mkdir(exist_ok=True)
@@ -116,28 +172,38 @@ def save_config(run_dir: Path, cfg: DictConfig, hc) -> None:
     OmegaConf.save(OmegaConf.create(list(hc.overrides.task)), hydra_dir / "overrides.yaml")
 
 
+def read_status(run_dir: Path) -> str | None:
+    """The status in a run's metrics.json; None if it has none or it cannot be read (torn, or not there)."""
+    try:
+        return json.loads((run_dir / "metrics.json").read_text())["status"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def write_metrics(
     run_dir: Path,
     cfg: DictConfig,
-    hc,
+    hc: DictConfig,
     progress: Progress,
-    status: Status,
-    error: str | None,
+    outcome: Outcome,
     start: float,
     chosen: dict,
-    trial=None,
+    trial: Any = None,
 ) -> None:
-    """metrics.json: status, objective, final metrics, timing, what was chosen; atomically (never half-written)."""
+    """metrics.json: status, objective, final metrics, timing, what was chosen; atomically (never half-written).
+
+    `trial` is the search's trial (search.Trial), None outside a search.
+    """
     import torch
 
     best = progress.best
     result = {
-        "status": str(status),
-        "error": redact(error) if error else None,
+        "status": str(outcome.status),
+        "error": redact(outcome.error) if outcome.error else None,
         "objective": {
             "metric": cfg.objective.metric,
             "mode": cfg.objective.mode,
-            "value": best.value if best and status.has_result else None,
+            "value": best.value if best and outcome.status.has_result else None,
         },
         "best": best.__dict__ if best else None,
         **{k: v for k, v in progress.metrics.items() if k.split("/")[0] in ("train", "val", "test")},
@@ -155,6 +221,9 @@ def write_metrics(
     }
     if trial is not None:
         result.update(study=trial.study_name, trial=trial.number)
-    tmp = run_dir / "metrics.json.tmp"
-    tmp.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    os.replace(tmp, run_dir / "metrics.json")
+    try:
+        write_atomic(run_dir / "metrics.json", json.dumps(result, indent=2, default=str) + "\n")
+    except OSError as e:
+        if e.errno in DISK_FULL:
+            raise disk_full(run_dir, e) from None
+        raise

@@ -1,11 +1,15 @@
-"""One training job: check the config, build the components, train, test, record, return the objective.
+"""One training job: check the config, build the components, train, test, record, return the outcome.
 
 `main` is what `src/train.py` calls for every run and every trial of a search. It reads top to bottom:
-the trainer and its components are built from the config, trained, tested, and what happened is recorded
-(record.py). In a search by the project's sweeper the job also knows its trial (search.py): it reports
-after every epoch and stops when the pruner says so. How a job can end, and the exit status of each, is in
-status.py: a user's mistake is one paragraph (exit 2, or a failed trial that does not stop a search); a run
-that diverged is exit 3 (a failed trial in a search); Ctrl-C writes a checkpoint and exits 130.
+the trainer and its components are built from the config, trained and tested (Trainer.run), and what happened
+is recorded (record.py). In a search by the project's sweeper the job also knows its trial (search.py), one of
+the trainer's callbacks: it reports after every epoch and stops the run when the pruner says so.
+
+Every job returns an `Outcome` (status.py): the sweeper tells the study from it alone. Outside a search, an
+outcome other than completed is an exit status: a user's mistake is one paragraph (exit 2), a run that
+diverged or whose disk filled up exit 3, Ctrl-C or SIGTERM writes a checkpoint and exits 130. In a search those
+are the trial's outcome and the search goes on, except what stops the worker itself: a full disk or a study
+database that stays away (raised, for its sweeper to say).
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ import logging
 import shlex
 import sys
 import time
-from contextlib import nullcontext
+from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
@@ -25,15 +30,18 @@ from omegaconf import DictConfig
 
 from fashionlab import record, search
 from fashionlab.config import UserError, check_config
-from fashionlab.status import EXIT_INTERRUPTED, EXIT_NOT_COMPLETED, Status, fail
+from fashionlab.record import DiskFull
+from fashionlab.status import EXIT_INTERRUPTED, EXIT_NOT_COMPLETED, Outcome, Status, fail
 from fashionlab.study import StorageLost
+from fashionlab.training import Callback, Trainer
 
 log = logging.getLogger(__name__)
 
 
-def main(cfg: DictConfig) -> float | search.Pruned:
-    """Run one job and return its objective: NaN marks a failed trial, `Pruned` a pruned one."""
+def main(cfg: DictConfig) -> Outcome:
+    """Run one job and say how it ended."""
     in_search = HydraConfig.get().mode == RunMode.MULTIRUN
+    record.quiet_disk_full_in_threads()
     try:
         try:
             check_config(cfg)  # before torch is imported: a typo answers at once
@@ -46,30 +54,53 @@ def main(cfg: DictConfig) -> float | search.Pruned:
                 f"{message} Check the _target_ and the keys of that config "
                 f"group (python src/train.py --cfg job shows them)."
             ) from None
-    except StorageLost:
-        raise  # the study's database is gone: the worker stops, and its sweeper says why
+    except (StorageLost, DiskFull) as e:
+        if in_search:
+            raise  # the worker stops: its sweeper says why
+        fail(str(e), EXIT_NOT_COMPLETED)
     except UserError as e:
         if not in_search:
             fail(str(e))
         log.error(f"trial failed: {e}")
-    except KeyboardInterrupt:  # a signal (training.Interrupted: checkpoint written, resume command printed)
-        sys.exit(EXIT_INTERRUPTED)  # a search stops here too
-    except Exception:
+        return Outcome(Status.FAILED, error=str(e))
+    except KeyboardInterrupt:  # a signal outside the training loop (which stops cleanly by itself)
+        if not in_search:
+            sys.exit(EXIT_INTERRUPTED)
+        return Outcome(Status.INTERRUPTED, error="interrupted before or after training")
+    except Exception as e:
         if not in_search:
             raise
         log.exception("trial failed with an exception")
-    return float("nan")
+        return Outcome(Status.FAILED, error=f"{type(e).__name__}: {e}")
 
 
-def build(cfg: DictConfig, trainer, run_dir: Path) -> None:
-    """Data (on the trainer's device), model, optimizer, schedule and logger, as the config says, handed to it."""
+def build(
+    cfg: DictConfig,
+    trainer: Trainer,
+    run_dir: Path,
+    hparams: dict | None = None,
+    notes: dict[str, str] | None = None,
+    callbacks: Sequence[Callback] = (),
+) -> None:
+    """Data (on the trainer's device), model, optimizer, schedule, logger and callbacks, handed to the trainer.
+
+    `hparams` (what the run chose) and `notes` (config and environment) go to the logger's HPARAMS and TEXT.
+    """
     data = instantiate(cfg.data)
     data.setup(trainer.device)
     model, logger = instantiate(cfg.model), instantiate(cfg.logging)
+    logger.run_hparams, logger.run_notes = dict(hparams or {}), dict(notes or {})
     try:  # torch checks the values itself (e.g. nesterov without momentum): say which group to fix
         scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
         trainer.setup(
-            data, model, instantiate(cfg.optimizer), scheduler, logger, run_dir / "checkpoints", cfg.objective
+            data,
+            model,
+            instantiate(cfg.optimizer),
+            scheduler,
+            logger,
+            run_dir / "checkpoints",
+            cfg.objective,
+            callbacks,
         )
     except (TypeError, ValueError) as e:
         raise UserError(
@@ -78,61 +109,56 @@ def build(cfg: DictConfig, trainer, run_dir: Path) -> None:
         ) from None
 
 
-def train(cfg: DictConfig) -> float | search.Pruned:
-    from fashionlab.training import Diverged, Interrupted
-
-    hc = HydraConfig.get()
-    run_dir = Path(hc.runtime.output_dir)
+def train(cfg: DictConfig) -> Outcome:
+    hc = cast(DictConfig, HydraConfig.get())  # a DictConfig at run time, typed as the dataclass it was made of
+    run_dir, in_search = Path(hc.runtime.output_dir), hc.mode == RunMode.MULTIRUN
     trial = search.open_trial(hc, cfg)  # None unless the project's sweeper launched this job
     trainer = instantiate(cfg.trainer)
     trainer.prepare(cfg.seed, threads=search.threads_per_job(hc))
-    build(cfg, trainer, run_dir)
+    chosen = record.hparams(cfg, hc, searched=list(trial.params) if trial else [])
+    notes = {} if cfg.resume else record.write_run_info(run_dir, cfg)
+    build(cfg, trainer, run_dir, chosen, notes, [trial] if trial else [])
     if cfg.resume:
         trainer.restore()
+        p = trainer.progress
+        if p.epoch >= trainer.max_epochs and record.read_status(run_dir) == Status.COMPLETED:
+            log.info(
+                f"{run_dir} is complete ({p.epoch} of {trainer.max_epochs} epochs, tested): nothing to do, nothing "
+                f"changed. To train it longer: python src/train.py resume={shlex.quote(str(run_dir))} "
+                f"trainer.max_epochs={2 * trainer.max_epochs}"
+            )
+            return Outcome(Status.COMPLETED, p.best.value if p.best else None, p.epoch)
         record.save_config(run_dir, cfg, hc)  # only now: a resume that fails changes nothing in the run folder
-        log.info(f"resuming {run_dir} at epoch {trainer.progress.epoch + 1}, step {trainer.progress.step}")
-    if trial is not None:
-        trainer.on_epoch_end = trial.report
-    chosen = record.hparams(cfg, hc, searched=list(trial.params) if trial else [])
+        log.info(f"resuming {run_dir} at epoch {p.epoch + 1}, step {p.step}")
 
-    logger = trainer.logger
-    logger.open(purge_step=trainer.progress.step + 1 if cfg.resume else None)
-    status, error, pruned, start = Status.FAILED, None, None, time.time()
+    start = time.time()
     try:
-        with trainer.stop_on_signals(), trial.heartbeat() if trial else nullcontext():
-            if not cfg.resume:
-                logger.log_start(trainer.model, trainer.data, record.write_run_info(run_dir, cfg))
-            trainer.fit()
-            test = trainer.test()
-            logger.log_features(trainer.model, trainer.data, trainer.progress.step)
-        status = Status.COMPLETED
-        log.info(f"test/loss {test['test/loss']:.4f}  test/acc {test['test/acc']:.4f}  ({run_dir})")
-    except search.Prune as e:  # the checkpoint of that epoch is written; no test: the trial was losing
-        status, pruned = Status.PRUNED, search.Pruned(e.epoch, e.value)
-        log.info(f"trial {trial.number} pruned after epoch {e.epoch}: {cfg.objective.metric} {e.value:.4f}")
-    except Diverged as e:
-        status, error = Status.DIVERGED, str(e)
-        log.error(f"diverged: {e}")
-    except Interrupted as e:
-        status, error = Status.INTERRUPTED, str(e)
+        outcome = trainer.run()
+    except BaseException as e:
+        if isinstance(e, OSError) and e.errno in record.DISK_FULL:  # nothing more fits there: say what survived
+            raise record.disk_full(run_dir, e) from None
+        failed = Outcome(Status.FAILED, epochs=trainer.progress.epoch, error=f"{type(e).__name__}: {e}")
+        record.write_metrics(run_dir, cfg, hc, trainer.progress, failed, start, chosen, trial)
+        raise
+    record.write_metrics(run_dir, cfg, hc, trainer.progress, outcome, start, chosen, trial)
+
+    metric = cfg.objective.metric
+    if outcome.status == Status.COMPLETED:
+        m = trainer.progress.metrics
+        log.info(f"test/loss {m['test/loss']:.4f}  test/acc {m['test/acc']:.4f}  ({run_dir})")
+    elif outcome.status == Status.PRUNED:  # the checkpoint of that epoch is written; no test: the trial was losing
+        log.info(
+            f"trial {trial.number if trial else '?'} pruned after epoch {outcome.epochs}: {metric} {outcome.value:.4f}"
+        )
+    elif outcome.status == Status.INTERRUPTED:
         log.warning(
-            f"interrupted by {e}; checkpoint written. Resume with:\n"
+            f"{outcome.error}; checkpoint written. Resume with:\n"
             f"  python src/train.py resume={shlex.quote(str(run_dir))}"
         )
-        raise
-    except BaseException as e:
-        error = f"{type(e).__name__}: {e}"
-        raise
-    finally:
-        if status != Status.INTERRUPTED:  # the HPARAMS row is written once, when the run has an outcome
-            logger.log_end(record.tensorboard_hparams(chosen, status), ok=status.has_result)
-        logger.close()
-        record.write_metrics(run_dir, cfg, hc, trainer.progress, status, error, start, chosen, trial)
-
-    if pruned is not None:
-        return pruned
-    if status != Status.COMPLETED:
-        if hc.mode != RunMode.MULTIRUN:
-            fail(error, EXIT_NOT_COMPLETED)
-        return float("nan")
-    return trainer.progress.best.value if trainer.progress.best else float("nan")
+        if not in_search:
+            sys.exit(EXIT_INTERRUPTED)
+    else:
+        log.error(f"{outcome.status}: {outcome.error}")
+        if not in_search:
+            fail(str(outcome.error), EXIT_NOT_COMPLETED)
+    return outcome

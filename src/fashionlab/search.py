@@ -1,50 +1,79 @@
-"""The job's side of a search: which trial it runs, reporting to the study, pruning, threads per job.
+"""The job's side of a search, and what it shares with the sweeper: the study, its trial, pruning, threads.
 
-The project's sweeper (src/hydra_plugins/fashionlab_sweeper) gives each job its trial number through
+The project's sweeper (src/hydra_plugins/fashionlab_optuna_sweeper) gives each job its trial number through
 `hydra.job.env_set.FASHIONLAB_TRIAL`; that reaches the job under every launcher (basic, joblib, submitit),
-and the rest (storage, study name, pruner) is in the job's own `hydra.sweeper` config. So the job opens the
-same study, reports `objective.metric` after every epoch (step = epoch) and asks the pruner whether to stop.
-A run outside such a search has no trial, and none of this happens.
+and the rest (storage, study name, pruner) is in the job's own `hydra.sweeper` config, which `open_study`
+turns into the same study object on both sides. The job reports `objective.metric` after every epoch
+(step = epoch) and stops with Outcome(PRUNED) when the pruner says so. A run outside such a search has no trial.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from typing import Any, Literal
 
 import optuna
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from fashionlab import study as studies
+from fashionlab.status import Outcome, Status
 from fashionlab.study import retrying
+from fashionlab.training import Callback, StopRun, Trainer
 
 TRIAL_ENV = "FASHIONLAB_TRIAL"
 # Targets the search itself builds (the pruner), whatever the user's whitelist for components says.
 SEARCH_WHITELIST = ("optuna.pruners.*", "optuna.samplers.*", "hydra_plugins.hydra_optuna_sweeper.*")
+Direction = Literal["maximize", "minimize"]
+DIRECTIONS: dict[str, Direction] = {
+    "max": "maximize",
+    "min": "minimize",
+    "maximize": "maximize",
+    "minimize": "minimize",
+}
 
 
-class Prune(Exception):
-    """The pruner stopped this trial after an epoch (raised from Trainer.on_epoch_end, after the checkpoint)."""
+def open_study(
+    s: DictConfig,
+    sampler: optuna.samplers.BaseSampler,
+    direction: str | None = None,
+    stale_trial_callback: Any = None,
+) -> optuna.Study:
+    """The study of `hydra.sweeper` config `s`, with its storage and pruner, as the sweeper and every job see it.
 
-    def __init__(self, epoch: int, value: float):
-        super().__init__(f"pruned after epoch {epoch} ({value:.4f})")
-        self.epoch, self.value = epoch, value
+    With a `direction`, the study is created if it does not exist yet (the sweeper); without, it must exist
+    (a job). The pruner is not stored in the study: each side builds it from the same config here.
+    """
+    storage = studies.open_storage(s.storage, s.heartbeat_interval, s.grace_period, stale_trial_callback)
+    pruner = instantiate(s.pruner, _execution_whitelist_=SEARCH_WHITELIST)
+    if direction is None:
+        return retrying(
+            lambda: studies.load_study(s.study_name, storage, pruner=pruner, sampler=sampler),
+            "load the study",
+            s.storage_timeout,
+        )
+    study = retrying(
+        lambda: optuna.create_study(
+            study_name=s.study_name,
+            storage=storage,
+            sampler=sampler,
+            pruner=pruner,
+            direction=DIRECTIONS[direction],
+            load_if_exists=True,
+        ),
+        "open the study",
+        s.storage_timeout,
+    )
+    if storage is None:  # in memory: the jobs, in this same process, find it here
+        studies.remember_in_memory(study)
+    return study
 
 
-@dataclass(frozen=True)
-class Pruned:
-    """What a pruned job returns to the sweeper, which records the trial as PRUNED (not failed)."""
+class Trial(Callback):
+    """The job's handle on its Optuna trial: reports after each epoch, stops the run when the pruner says so."""
 
-    epoch: int
-    value: float
-
-
-class Trial:
-    """The job's handle on its Optuna trial."""
-
-    def __init__(self, study: optuna.Study, storage, number: int, metric: str, max_epochs: int, timeout: float):
-        self.storage = storage  # None for a study in memory
+    def __init__(self, study: optuna.Study, number: int, metric: str, max_epochs: int, timeout: float):
+        self.storage = study._storage
         self.study_name, self.number, self.metric, self.timeout = study.study_name, number, metric, timeout
         self.max_epochs = max_epochs
         self.trial_id = retrying(
@@ -54,45 +83,44 @@ class Trial:
         )
         self._trial = retrying(lambda: optuna.Trial(study, self.trial_id), f"open trial {number}", timeout)
         self.params = dict(self._trial.params)
+        self._heartbeat = studies.Heartbeat(self.storage, [self.trial_id])
 
-    def report(self, epoch: int, metrics: dict) -> None:
-        """Report objective.metric for this epoch; raise Prune if the pruner says this trial is losing.
+    def on_fit_start(self, trainer: Trainer) -> None:
+        self._heartbeat.__enter__()
+
+    def on_epoch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
+        """Report objective.metric for this epoch; stop the run as PRUNED if the pruner says it is losing.
 
         Not after the last epoch: the work is done, and a finished trial is worth its full result.
         """
-        value = metrics.get(self.metric)
+        value, epoch = metrics.get(self.metric), trainer.progress.epoch
         if value is None:
             return
         retrying(
-            lambda: self._trial.report(value, step=epoch), f"report epoch {epoch} of trial {self.number}", self.timeout
+            lambda: self._trial.report(value, step=epoch),
+            f"report epoch {epoch} of trial {self.number}",
+            self.timeout,
         )
         if epoch < self.max_epochs and retrying(
             self._trial.should_prune, f"ask the pruner about trial {self.number}", self.timeout
         ):
-            raise Prune(epoch, value)
+            raise StopRun(Outcome(Status.PRUNED, value, epoch))
 
-    def heartbeat(self) -> studies.Heartbeat:
-        return studies.Heartbeat(self.storage, [self.trial_id])
+    def on_end(self, trainer: Trainer, outcome: Outcome) -> None:
+        self._heartbeat.__exit__(None, None, None)
 
 
-def open_trial(hc, cfg) -> Trial | None:
+def open_trial(hc: DictConfig, cfg: DictConfig) -> Trial | None:
     """The trial this job runs, if the fashionlab sweeper launched it; None otherwise."""
     number = OmegaConf.select(hc, f"job.env_set.{TRIAL_ENV}", default=None)
     if number is None:
         return None
-    s = hc.sweeper
-    storage = studies.open_storage(s.storage, s.heartbeat_interval, s.grace_period)
-    pruner = instantiate(s.pruner, _execution_whitelist_=SEARCH_WHITELIST)
     # The job only reports and asks: a neutral sampler, since Trial() hands every new trial to the sampler.
-    study = retrying(
-        lambda: studies.load_study(s.study_name, storage, pruner=pruner, sampler=optuna.samplers.RandomSampler()),
-        "load the study",
-        s.storage_timeout,
-    )
-    return Trial(study, storage, int(number), cfg.objective.metric, cfg.trainer.max_epochs, s.storage_timeout)
+    study = open_study(hc.sweeper, sampler=optuna.samplers.RandomSampler())
+    return Trial(study, int(number), cfg.objective.metric, cfg.trainer.max_epochs, hc.sweeper.storage_timeout)
 
 
-def threads_per_job(hc) -> int | None:
+def threads_per_job(hc: DictConfig) -> int | None:
     """Torch threads when trainer.threads is null: the cores shared out among the trials that run at once."""
     from hydra.types import RunMode
 
@@ -107,7 +135,7 @@ def threads_per_job(hc) -> int | None:
     return max(1, (os.cpu_count() or 1) // at_once) if at_once > 1 else None
 
 
-def parallel_jobs(launcher) -> int:
+def parallel_jobs(launcher: DictConfig) -> int:
     """How many trials the launcher runs at once: the sweeper asks the study for that many at a time."""
     n = (
         OmegaConf.select(launcher, "n_jobs", default=None)

@@ -1,12 +1,15 @@
 """How a run can end, and the exit status `python src/train.py` gives for each (README, "Exit status").
 
-One place for both, so that metrics.json, HPARAMS, the leaderboard, the study and the shell agree.
+One place for both, so that metrics.json, HPARAMS, the leaderboard, the study and the shell agree. A job returns
+an `Outcome`: the sweeper tells the study from it alone (COMPLETE with its value, PRUNED, or FAIL and why).
 Kept free of torch: `src/compare.py` and `--help` import it.
 """
 
 from __future__ import annotations
 
+import math
 import sys
+from dataclasses import dataclass
 from enum import Enum
 from typing import NoReturn
 
@@ -27,6 +30,24 @@ class Status(str, Enum):
     def has_result(self) -> bool:
         """A value a search can use: completed, or pruned with the value it had when it stopped."""
         return self in (Status.COMPLETED, Status.PRUNED)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one job ended: what a run returns to its sweeper.
+
+    `value` is the objective: the best over the epochs for a completed run, the value when it stopped for a
+    pruned one, None otherwise. `float(outcome)` is that value for a completed run and NaN for any other, so a
+    sweeper that only takes floats (hydra-optuna-sweeper's own) still reads it.
+    """
+
+    status: Status
+    value: float | None = None
+    epochs: int = 0  # epochs trained
+    error: str | None = None  # why it did not complete (diverged, failed, interrupted)
+
+    def __float__(self) -> float:
+        return float(self.value) if self.status == Status.COMPLETED and self.value is not None else math.nan
 
 
 # Exit statuses. Hydra's own errors (an unknown key or group option) exit with 1.

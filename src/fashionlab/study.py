@@ -13,23 +13,27 @@ that starts or asks for a trial, once `grace_period` seconds have passed.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import random
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.storages.journal import JournalFileBackend
+from optuna.storages.journal._file import get_lock_file
 from optuna.trial import FrozenTrial, TrialState
 
 from fashionlab.config import UserError
-from fashionlab.record import redact
+from fashionlab.record import DISK_FULL, DiskFull, redact
 from fashionlab.status import Status
 
 log = logging.getLogger(__name__)
@@ -55,6 +59,87 @@ class StorageLost(UserError):
     """The storage stayed unreachable for longer than hydra.sweeper.storage_timeout."""
 
 
+class JournalFile(JournalFileBackend):
+    """Optuna's journal file, made to survive a write that did not finish.
+
+    A disk that fills during an append, or a node lost mid-write on a shared file system, leaves an incomplete
+    last record. Optuna's reader skips it, but the next append is glued onto it, and from then on every worker
+    that opens the study dies on that line. Here the file's lock is taken and such a tail cut off when the file
+    is opened and before every append (that write did not happen; every complete record stays), and an append
+    that fails takes back what it wrote. A corrupt record with others after it is not guessed at: one message
+    names the file and line, and the file is left as it was.
+    """
+
+    def __init__(self, path: str):
+        super().__init__(path)
+        with get_lock_file(self._lock):
+            self._cut_torn_tail()
+
+    def read_logs(self, log_number_from: int) -> Generator[dict[str, Any], None, None]:
+        try:
+            yield from super().read_logs(log_number_from)
+        except ValueError:  # json's JSONDecodeError, or Optuna's "Invalid log format" (a line with no newline)
+            raise UserError(self._corrupt()) from None
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        data = "".join(json.dumps(entry, separators=(",", ":")) + "\n" for entry in logs).encode()
+        with get_lock_file(self._lock):
+            self._cut_torn_tail()
+            with open(self._file_path, "r+b") as f:
+                size = f.seek(0, os.SEEK_END)
+                try:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                except OSError:  # a full disk: no record half-written
+                    f.truncate(size)
+                    raise
+
+    def _cut_torn_tail(self) -> None:
+        with open(self._file_path, "r+b") as f:
+            size = f.seek(0, os.SEEK_END)
+            if size == 0:
+                return
+            f.seek(size - 1)
+            if f.read(1) == b"\n":
+                return
+            keep, end = 0, size
+            while end > 0:  # back to the last complete line
+                start = max(0, end - 65536)
+                f.seek(start)
+                newline = f.read(end - start).rfind(b"\n")
+                if newline >= 0:
+                    keep = start + newline + 1
+                    break
+                end = start
+            f.truncate(keep)
+            os.fsync(f.fileno())
+        log.warning(
+            f"the study's journal {self._file_path} ended in an incomplete record ({size - keep} bytes: a write "
+            f"that did not finish, e.g. on a full disk or a lost node): it was dropped, and every complete record "
+            f"is kept"
+        )
+
+    def _corrupt(self) -> str:
+        with open(self._file_path, "rb") as f:
+            lines = f.read().split(b"\n")
+        bad = next((n for n, line in enumerate(lines, 1) if line and not _is_json(line)), len(lines))
+        return (
+            f"The study's journal {self._file_path} has a corrupt record at line {bad} of {len(lines) - 1} (not a "
+            f"whole JSON record: the file was damaged, e.g. edited or copied while it was written). It was left as "
+            f"it was. Restore it from a backup, or keep only the records before that line (`head -n {bad - 1} "
+            f"FILE > FILE.fixed`, then move FILE.fixed over FILE: the trials those lines record stay), and run again."
+        )
+
+
+def _is_json(line: bytes) -> bool:
+    try:
+        json.loads(line)
+        return True
+    except ValueError:
+        return False
+
+
 class JournalFileStorage(JournalStorage, BaseHeartbeat):
     """Optuna's journal file storage, with heartbeats kept as a system attribute of each running trial."""
 
@@ -65,7 +150,7 @@ class JournalFileStorage(JournalStorage, BaseHeartbeat):
         grace_period: int | None = None,
         stale_trial_callback: Callable | None = None,
     ):
-        super().__init__(JournalFileBackend(path))
+        super().__init__(JournalFile(path))
         self.heartbeat_interval, self.grace_period = heartbeat_interval, grace_period
         self.stale_trial_callback = stale_trial_callback
 
@@ -83,7 +168,8 @@ class JournalFileStorage(JournalStorage, BaseHeartbeat):
             t._trial_id
             for t in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
             if HEARTBEAT_ATTR in t.system_attrs
-            and now - max(t.system_attrs[HEARTBEAT_ATTR], t.datetime_start.timestamp()) > grace
+            and now - max(t.system_attrs[HEARTBEAT_ATTR], t.datetime_start.timestamp() if t.datetime_start else 0)
+            > grace
         ]
 
     def get_heartbeat_interval(self) -> int | None:
@@ -151,9 +237,10 @@ def open_storage(
                 f"(driver, user, host, port, database), that the server is running, and the password "
                 f"(~/.pgpass or PGPASSWORD; README, 'Many workers')."
             ) from None
+    raise AssertionError("unreachable: the loop returns or raises")
 
 
-def retrying(call: Callable, what: str, timeout: float):
+def retrying(call: Callable, what: str, timeout: float) -> Any:
     """call(); while the storage is unreachable, say so and try again, for up to `timeout` seconds."""
     transient = _transient_errors()
     start, delay = time.monotonic(), 1.0
@@ -161,6 +248,12 @@ def retrying(call: Callable, what: str, timeout: float):
         try:
             return call()
         except transient as e:
+            if isinstance(e, OSError) and e.errno in DISK_FULL:  # not passing: waiting would not help
+                raise DiskFull(
+                    f"The study's storage cannot be written: its disk is full ({what}: {e.strerror}). This "
+                    f"worker stops; the trials' run folders and checkpoints are intact. Free some space and start "
+                    f"the worker again."
+                ) from None
             waited = time.monotonic() - start
             if waited >= timeout:
                 raise StorageLost(
@@ -211,12 +304,13 @@ class Heartbeat:
             self._thread.join()
 
     def _run(self) -> None:
-        interval = self.storage.get_heartbeat_interval()
+        storage: Any = self.storage  # a heartbeat storage: __enter__ starts this thread only for one
+        interval = storage.get_heartbeat_interval()
         failing = False
         while True:
             for trial_id in list(self.trial_ids):
                 try:
-                    self.storage.record_heartbeat(trial_id)
+                    storage.record_heartbeat(trial_id)
                     failing = False
                 except optuna.exceptions.UpdateFinishedTrialError:
                     self.trial_ids.remove(trial_id)

@@ -1,8 +1,10 @@
 """The Trainer: one model's epochs over in-memory batches, validation, checkpoints and clean stops.
 
 It owns its settings (conf/trainer/default.yaml), the device, the components it trains and where it
-stands (`Progress`), so that run.py only says what to do: setup, fit, test. Metrics stay on the device
-and are read once per logging interval, so the loop never waits on a host-device round trip per batch.
+stands (`Progress`), so that run.py only says what to do: setup, then run (fit, then test). What watches a
+run (the logger's views, a search trial's reports) is handed to it as `Callback`s, with the components.
+Metrics stay on the device and are read once per logging interval, so the loop never waits on a host-device
+round trip per batch.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ import os
 import random
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,6 +28,7 @@ from tqdm import tqdm
 from fashionlab import checkpoint
 from fashionlab.config import pick_device
 from fashionlab.progress import Progress
+from fashionlab.status import Outcome, Status
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +41,43 @@ class Interrupted(KeyboardInterrupt):
     """SIGINT/SIGTERM arrived; a checkpoint of the exact position was written."""
 
 
+class StopRun(Exception):
+    """Raised by a callback to end the run with its outcome (a search's pruner: Outcome(PRUNED, ...))."""
+
+    def __init__(self, outcome: Outcome):
+        super().__init__(f"{outcome.status} after epoch {outcome.epochs}")
+        self.outcome = outcome
+
+
+class Callback:
+    """What watches a run: the Trainer calls these hooks on each callback it was handed (setup's `callbacks`).
+
+    Every hook does nothing unless a subclass says otherwise. on_epoch_end runs after the epoch's checkpoint,
+    so a callback that raises StopRun there loses nothing; on_end runs however the run ended.
+    """
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        pass
+
+    def on_step_end(self, trainer: Trainer) -> None:
+        pass
+
+    def on_epoch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
+        pass
+
+    def on_test_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
+        pass
+
+    def on_end(self, trainer: Trainer, outcome: Outcome) -> None:
+        pass
+
+
 @torch.inference_mode()
-def evaluate(model: torch.nn.Module, data, split: str, autocast=nullcontext) -> dict[str, float]:
+def evaluate(model: torch.nn.Module, data: Any, split: str, autocast: Any = nullcontext) -> dict[str, float]:
     """Mean loss and accuracy over a whole split, in large batches; one read from the device at the end."""
     model.eval()
-    loss_sum = correct = 0
+    loss_sum: Any = 0  # tensors on the device after the first batch
+    correct: Any = 0
     for x, y in data.eval_batches(split):
         with autocast():
             logits = model(x)
@@ -80,9 +116,9 @@ class Trainer:
         self.deterministic = deterministic
         self.progress_bar = progress_bar
         self.order = torch.Generator()  # the data order: its own stream, saved in checkpoints
-        self.stop_signal: int | None = None  # set by the signal handler; checked after every batch
-        # Called after each epoch's checkpoint with (epoch, metrics); a search reports there, and may stop the run.
-        self.on_epoch_end: Callable[[int, dict], None] | None = None
+        self.stop_signal: int | None = None  # set by the signal handler (or a callback); checked after every batch
+        self.callbacks: list[Callback] = []
+        self.resumed = False  # set by restore()
 
     def prepare(self, seed: int, threads: int | None = None) -> None:
         """Threads, seeds and determinism, before anything is built. `threads` is used if trainer.threads is null."""
@@ -97,10 +133,23 @@ class Trainer:
             torch.backends.cudnn.benchmark = False
 
     def setup(
-        self, data, model: torch.nn.Module, optimizer, scheduler, logger, checkpoint_dir: Path, objective
+        self,
+        data: Any,
+        model: torch.nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., Any] | None,
+        logger: Any,
+        checkpoint_dir: Path,
+        objective: Any,
+        callbacks: Sequence[Callback] = (),
     ) -> None:
-        """Take the components; `optimizer` and `scheduler` are partials that get the parameters and the plan."""
+        """Take the components; `optimizer` and `scheduler` are partials that get the parameters and the plan.
+
+        `data` is a fashionlab.data.ImageData, `logger` a fashionlab.loggers.TensorBoardLogger (a Callback too:
+        it writes its views from the hooks), `objective` the config's objective (metric, mode).
+        """
         self.data, self.logger, self.checkpoint_dir = data, logger, Path(checkpoint_dir)
+        self.callbacks = [logger, *callbacks]
         self.metric, self.mode = objective.metric, objective.mode
         self.model = model.to(self.device)
         if self.channels_last:
@@ -139,6 +188,37 @@ class Trainer:
                     signal.signal(s, handler)
                 except ValueError:
                     pass
+
+    def run(self) -> Outcome:
+        """Fit from where `progress` stands, then test: the outcome, however it ended.
+
+        Pruned (a callback's StopRun), diverged and interrupted runs are outcomes; anything else raises, after the
+        callbacks have been told that the run failed.
+        """
+        self._call("on_fit_start")
+        p = self.progress
+        outcome = Outcome(Status.FAILED)
+        try:
+            with self.stop_on_signals():
+                self.fit()
+                self.test()
+            outcome = Outcome(Status.COMPLETED, p.best.value if p.best else None, p.epoch)
+        except StopRun as e:
+            outcome = e.outcome
+        except Diverged as e:
+            outcome = Outcome(Status.DIVERGED, epochs=p.epoch, error=str(e))
+        except Interrupted as e:
+            outcome = Outcome(Status.INTERRUPTED, epochs=p.epoch, error=f"interrupted by {e}")
+        except BaseException as e:
+            outcome = Outcome(Status.FAILED, epochs=p.epoch, error=f"{type(e).__name__}: {e}")
+            raise
+        finally:
+            self._call("on_end", outcome)
+        return outcome
+
+    def _call(self, hook: str, *args: Any) -> None:
+        for callback in self.callbacks:
+            getattr(callback, hook)(self, *args)
 
     def fit(self) -> None:
         """Train from where `progress` stands to max_epochs, checkpointing after every epoch."""
@@ -208,6 +288,7 @@ class Trainer:
                     self.model.train()
                     val_time += time.perf_counter() - t
 
+                self._call("on_step_end")
                 if self.stop_signal is not None:
                     bar.close()
                     p.batch = i + 1
@@ -247,14 +328,14 @@ class Trainer:
             self.save("last.pt")
             if improved:
                 checkpoint.copy(self.checkpoint_dir / "last.pt", self.checkpoint_dir / "best.pt")
-            if self.on_epoch_end is not None:  # after the checkpoint: a run stopped here loses nothing
-                self.on_epoch_end(epoch + 1, metrics)
+            self._call("on_epoch_end", metrics)  # after the checkpoint: a run stopped here loses nothing
 
     def test(self) -> dict[str, float]:
         """The test split, once, at the end; logged and kept in progress.metrics."""
         metrics = evaluate(self.model, self.data, "test", self.autocast())
         self.logger.log_scalars(metrics, self.progress.step)
         self.progress.metrics.update(metrics)
+        self._call("on_test_end", metrics)
         return metrics
 
     def save(self, name: str, order_state: torch.Tensor | None = None) -> None:
@@ -285,6 +366,7 @@ class Trainer:
         if self.scheduler is not None and saved.total_steps == total_steps:
             self.scheduler.load_state_dict(state["scheduler"])
         elif self.scheduler is not None:  # e.g. a larger trainer.max_epochs: re-plan the schedule to the new end
+            assert self.make_scheduler is not None
             log.warning(
                 f"the learning-rate schedule was planned for {saved.total_steps} steps and is now "
                 f"re-planned for {total_steps}; it continues from step {saved.step}"
@@ -293,3 +375,4 @@ class Trainer:
         checkpoint.set_rng_state(state["rng"], self.order)
         saved.total_steps = total_steps
         self.progress = saved
+        self.resumed = True

@@ -65,15 +65,19 @@ class NopPrunerConfig(PrunerConfig):
 
 @dataclass
 class FashionlabOptunaSweeperConf(OptunaSweeperConf):
-    _target_: str = "hydra_plugins.fashionlab_sweeper.optuna_sweeper.OptunaPruningSweeper"
+    _target_: str = "hydra_plugins.fashionlab_optuna_sweeper.optuna_sweeper.FashionlabOptunaSweeper"
     defaults: list[Any] = field(default_factory=lambda: [{"sampler": "tpe"}, {"pruner": "median"}])
+
+    # Which way is better comes from objective.mode (max -> maximize): one source for the job, which keeps its
+    # best epoch, and for the study. A different direction given here is refused.
+    direction: Any = "${objective.mode}"
 
     # The pruner the jobs ask after every epoch (hydra/sweeper/pruner=median|successive_halving|hyperband|none);
     # any Optuna pruner with its arguments, e.g. a conf/hydra/sweeper/pruner/<name>.yaml of your own.
     pruner: Any = MISSING
     # Trials asked of the study at once; null: as many as the launcher runs at once (joblib's n_jobs,
     # SLURM's array_parallelism; 1 for the basic launcher).
-    n_jobs: int | None = None
+    n_jobs: int | None = None  # type: ignore[assignment]
     # Running trials record a heartbeat every heartbeat_interval seconds; a trial without one for grace_period
     # seconds (its worker died) is marked failed by the next worker that starts or asks for a trial.
     heartbeat_interval: int = 30
@@ -84,9 +88,13 @@ class FashionlabOptunaSweeperConf(OptunaSweeperConf):
     storage_timeout: float = 120.0
 
 
+PROVIDER = "fashionlab_optuna_sweeper"
 cs = ConfigStore.instance()
 cs.store(
-    group="hydra/sweeper", name="fashionlab_optuna", node=FashionlabOptunaSweeperConf, provider="fashionlab_sweeper"
+    group="hydra/sweeper",
+    name="fashionlab_optuna",
+    node=FashionlabOptunaSweeperConf,
+    provider=PROVIDER,
 )
 for name, node in (
     ("median", MedianPrunerConfig),
@@ -94,4 +102,4 @@ for name, node in (
     ("hyperband", HyperbandPrunerConfig),
     ("none", NopPrunerConfig),
 ):
-    cs.store(group="hydra/sweeper/pruner", name=name, node=node, provider="fashionlab_sweeper")
+    cs.store(group="hydra/sweeper/pruner", name=name, node=node, provider=PROVIDER)

@@ -2,38 +2,45 @@
 
 hydra-optuna-sweeper 1.4's sweeper (its search-space parsing, trial configuration and config are reused),
 extended where it stops short (hydra issues #1710, #1954):
-- Pruning: each job knows its trial (fashionlab/search.py) and reports after every epoch; a pruned job
-  returns `search.Pruned`, told as PRUNED: not FAIL, and not counted against max_failure_rate.
+- One contract with the jobs: each returns an `Outcome` (fashionlab/status.py), and the study is told from it
+  alone: COMPLETE with its value, PRUNED (not counted against max_failure_rate), or FAIL with the reason.
+  The storage and the pruner are built by the same function on both sides (search.open_study).
+- Pruning: each job knows its trial (fashionlab/search.py) and reports after every epoch.
 - One study, many workers: n_trials is the study's total, trial numbers come from the study, the sampler is
   seeded per trial (seed + trial number, so workers started together draw different trials), and each trial
   is a run folder named by its number under the one study folder (hydra.sweep.dir).
 - Dead workers: trials send heartbeats; the next worker fails stale ones (and queues each again once).
-- A database restart is ridden out (study.retrying); Ctrl-C records the trial as failed and exits 130.
+- Faults: a database restart is ridden out (study.retrying); SIGINT or SIGTERM reach the trials running in
+  other processes too, which write their checkpoints; the trials are recorded as interrupted and the search
+  exits 130; a full disk fails the trial and stops the worker (exit 3).
 - No `Study.stop` outside `optimize` (the released sweeper's crash when a grid's last trial fails).
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import math
 import os
+import signal
 import socket
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 import optuna
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
 from fashionlab import search
 from fashionlab import study as studies
-from fashionlab.config import UserError
-from fashionlab.record import redact
-from fashionlab.status import EXIT_NOT_COMPLETED, EXIT_USER_ERROR, Status, fail
+from fashionlab.config import UserError, check_sweeper
+from fashionlab.record import DiskFull, redact
+from fashionlab.status import EXIT_INTERRUPTED, EXIT_NOT_COMPLETED, EXIT_USER_ERROR, Outcome, Status, fail
 from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides
 
 log = logging.getLogger(__name__)
@@ -41,7 +48,29 @@ log = logging.getLogger(__name__)
 BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 
 
-class OptunaPruningSweeper(OptunaSweeperImpl):
+def trial_processes() -> list[int]:
+    """The processes under this one that may run a trial: joblib's workers, submitit's local jobs (and what
+    they started). Read from /proc (Linux).
+
+    Not submitit's local controller (`python -m submitit.local._local`), which sits between this process and
+    its job: on SIGINT it prints a traceback, passes SIGINT on and kills the job a second later, before the job
+    has written its checkpoint. Its job gets the signal directly instead, and the controller sees it end.
+    """
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with suppress(OSError, IndexError, ValueError):
+            parents.setdefault(int(stat.read_text().rsplit(")", 1)[1].split()[1]), []).append(int(stat.parent.name))
+    found, todo = [], list(parents.get(os.getpid(), []))
+    while todo:
+        pid = todo.pop()
+        todo += parents.get(pid, [])
+        with suppress(OSError):
+            if b"submitit.local._local" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
+    return found
+
+
+class FashionlabOptunaSweeper(OptunaSweeperImpl):
     def __init__(
         self,
         sampler: Any,
@@ -59,12 +88,30 @@ class OptunaPruningSweeper(OptunaSweeperImpl):
         retry_dead_trials: bool,
         storage_timeout: float,
     ):
+        numbers = dict(
+            n_trials=n_trials,
+            n_jobs=n_jobs,
+            max_failure_rate=max_failure_rate,
+            grace_period=grace_period,
+            heartbeat_interval=heartbeat_interval,
+            storage_timeout=storage_timeout,
+        )
+        problems = check_sweeper(OmegaConf.create(numbers))  # before the released sweeper asserts on some of them
+        if problems:
+            fail(problems)
         super().__init__(
             None, direction, storage, study_name, n_trials, n_jobs or 0, max_failure_rate, custom_search_space, params
         )
         self.sampler_cfg, self.pruner_cfg = sampler, pruner
         self.heartbeat_interval, self.grace_period = heartbeat_interval, grace_period
         self.retry_dead_trials, self.storage_timeout = retry_dead_trials, storage_timeout
+        self.stop_signal: int | None = None  # set by SIGINT/SIGTERM: the search stops after the running trials
+        self._launching = False
+
+    @property
+    def cfg(self) -> DictConfig:
+        assert self.config is not None, "Hydra sets the config before sweep()"
+        return self.config
 
     def sweep(self, arguments: list[str]) -> None:
         self._process_searchspace_config()
@@ -79,52 +126,52 @@ class OptunaPruningSweeper(OptunaSweeperImpl):
             self.n_trials = min(self.n_trials, math.prod(len(v) for v in self.grid.values()))
         try:
             study = self._open_study()
-            self._run(study, space, fixed, fixed_overrides)
-        except studies.StorageLost as e:  # the database went away for longer than storage_timeout
+            with self._stop_on_signals():
+                self._run(study, space, fixed, fixed_overrides)
+        except (studies.StorageLost, DiskFull) as e:  # the database stayed away, or the disk is full
             fail(str(e), EXIT_NOT_COMPLETED)
         except UserError as e:
             fail(str(e), EXIT_USER_ERROR)
         self._write_results(study)
+        if self.stop_signal is not None:
+            log.warning(
+                f"the search stopped on signal {self.stop_signal}: its running trials wrote their checkpoints and "
+                f"are recorded as interrupted; run the same command again to go on"
+            )
+            sys.exit(EXIT_INTERRUPTED)
 
-    def _retry(self, call, what: str):
+    def _retry(self, call: Any, what: str) -> Any:
         return studies.retrying(call, what, self.storage_timeout)
 
-    def _open_study(self) -> optuna.Study:
+    def _direction(self) -> str:
+        """objective.mode says which way the objective is better; hydra.sweeper.direction defaults to it."""
         directions = self._get_directions()
-        mode = OmegaConf.select(self.config, "objective.mode", default=None)
-        if len(directions) != 1 or (mode and {"max": "maximize", "min": "minimize"}[mode] != directions[0]):
+        mode = OmegaConf.select(self.cfg, "objective.mode", default="max")
+        if len(directions) != 1 or search.DIRECTIONS.get(directions[0]) != search.DIRECTIONS[mode]:
             raise UserError(
-                f"hydra.sweeper.direction={directions} does not match objective.mode={mode}: the "
-                f"sweeper optimises the one value a job returns. Set both the same way."
+                f"hydra.sweeper.direction={directions} contradicts objective.mode={mode}: the sweeper optimises the "
+                f"one value a job returns, which is best when objective.mode says. Set objective.mode only "
+                f"(hydra.sweeper.direction follows it)."
             )
-        if self.storage is None and self.config.hydra.launcher._target_ != BASIC_LAUNCHER:
+        return mode
+
+    def _open_study(self) -> optuna.Study:
+        direction = self._direction()
+        if self.storage is None and self.cfg.hydra.launcher._target_ != BASIC_LAUNCHER:
             raise UserError(
                 "hydra.sweeper.storage=null keeps the study in this process's memory, where the "
                 "launcher's job processes cannot report to it. Use a journal file (the default) or a "
                 "database URL."
             )
         with studies.quiet_optuna():
-            callback = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1) if self.retry_dead_trials else None
-        self.store = studies.open_storage(self.storage, self.heartbeat_interval, self.grace_period, callback)
-        pruner = instantiate(self.pruner_cfg, _execution_whitelist_=search.SEARCH_WHITELIST)
-        study = self._retry(
-            lambda: optuna.create_study(
-                study_name=self.study_name,
-                storage=self.store,
-                sampler=self._sampler(0),
-                pruner=pruner,
-                direction=directions[0],
-                load_if_exists=True,
-            ),
-            "open the study",
-        )
-        if self.store is None:
-            studies.remember_in_memory(study)
-        where = "memory" if self.store is None else redact(self.storage)
+            retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1) if self.retry_dead_trials else None
+        study = search.open_study(self.cfg.hydra.sweeper, self._sampler(0), direction, stale_trial_callback=retry)
+        self.store = study._storage if self.storage is not None else None
+        where = "memory" if self.storage is None else redact(str(self.storage))
         log.info(
             f"Study {study.study_name} in {where}: {len(study.trials)} trials so far. Sampler "
             f"{self.sampler_cfg._target_.rsplit('.', 1)[-1]} (seed {self.sampler_cfg.get('seed')} + trial "
-            f"number), pruner {type(pruner).__name__}, {self.n_trials} trials in all "
+            f"number), pruner {type(study.pruner).__name__}, {self.n_trials} trials in all "
             f"(worker {socket.gethostname()}:{os.getpid()})"
         )
         return study
@@ -132,24 +179,52 @@ class OptunaPruningSweeper(OptunaSweeperImpl):
     def _sampler(self, number: int) -> optuna.samplers.BaseSampler:
         """The sampler for one trial, seeded by its number: reproducible, and distinct across workers."""
         seed = self.sampler_cfg.get("seed")
-        kwargs = {} if seed is None else {"seed": int(seed) + number}
+        kwargs: dict[str, Any] = {} if seed is None else {"seed": int(seed) + number}
         sampler = instantiate(self.sampler_cfg, **kwargs, _execution_whitelist_=search.SEARCH_WHITELIST)
         return sampler(self.grid) if isinstance(sampler, functools.partial) else sampler
+
+    @contextmanager
+    def _stop_on_signals(self) -> Iterator[None]:
+        """SIGINT or SIGTERM (Ctrl-C, `kill`, SLURM at preemption): stop the search after its running trials.
+
+        Trials in other processes (joblib's workers, submitit's local jobs) are sent SIGINT, which their
+        trainer answers as in a single run: the batch finishes, a checkpoint is written, the job returns
+        interrupted. A trial in this process (the basic launcher) has the same handler while it trains, and
+        is stopped with KeyboardInterrupt outside its training loop. No new trial starts.
+        """
+
+        def on_signal(signum: int, frame: Any) -> None:
+            if self.stop_signal is None:
+                log.warning(f"signal {signum}: stopping the running trials after their current batch")
+            self.stop_signal = signum
+            children = trial_processes()
+            for pid in children:
+                with suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGINT)
+            if self._launching and not children:
+                raise KeyboardInterrupt
+
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
 
     def _counts(self, study: optuna.Study, below: int | None = None) -> tuple[int, int, int]:
         return studies.count_trials(self._retry(lambda: study.get_trials(deepcopy=False), "read the trials"), below)
 
     def _run(self, study: optuna.Study, space: dict, fixed: dict, fixed_overrides: list[str]) -> None:
-        n_jobs = self.n_jobs or search.parallel_jobs(self.config.hydra.launcher)
+        n_jobs = self.n_jobs or search.parallel_jobs(self.cfg.hydra.launcher)
         start, (_, done_at_start, _) = time.monotonic(), self._counts(study)
-        while True:
+        while self.stop_signal is None:
             self._fail_stale(study)
             claimed, done, failed = self._counts(study)
             if failed > self.max_failure_rate * self.n_trials:
                 fail(
                     f"The search stopped: {failed} of its {self.n_trials} trials failed, more than "
                     f"hydra.sweeper.max_failure_rate={self.max_failure_rate}. Each failed trial's train.log and "
-                    f"metrics.json (under {self.config.hydra.sweep.dir}) say why.",
+                    f"metrics.json (under {self.cfg.hydra.sweep.dir}) say why.",
                     EXIT_NOT_COMPLETED,
                 )
             if claimed >= self.n_trials:
@@ -162,21 +237,32 @@ class OptunaPruningSweeper(OptunaSweeperImpl):
                 self._ask(study, space, fixed, fixed_overrides) for _ in range(min(n_jobs, self.n_trials - claimed))
             ]
             batch = [b for b in batch if not self._surplus(study, b[0])]
-            if not batch:
+            if not batch or self.stop_signal is not None:
                 continue
+            assert self.launcher is not None
             with studies.Heartbeat(self.store, [t._trial_id for t, _, _ in batch]):
+                self._launching = True
                 try:
                     returns = self.launcher.launch([o for _, o, _ in batch], initial_job_idx=self.job_idx)
-                except BaseException:  # Ctrl-C (exit 130): each job wrote its checkpoint; the trials did not end
+                except BaseException:  # Ctrl-C outside a trial's training loop: the trials did not end
                     for trial, _, _ in batch:
                         self._tell_failed(study, trial, str(Status.INTERRUPTED))
                     raise
+                finally:
+                    self._launching = False
             self.job_idx += len(returns)
-            for (trial, _, run_dir), ret in zip(batch, returns):
-                state, value = self._tell(study, trial, ret, run_dir)
+            for (trial, _, _), ret in zip(batch, returns):
+                state, value = self._tell(study, trial, ret)
                 self._log_progress(study, trial, state, value, start, done_at_start)
+        for trial in self._retry(lambda: study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)), "read"):
+            if trial.user_attrs.get("worker") == self._worker:  # asked for, never launched: the signal came first
+                self._tell_failed(study, trial, str(Status.INTERRUPTED))
 
-    def _ask(self, study: optuna.Study, space: dict, fixed: dict, fixed_overrides: list[str]):
+    @property
+    def _worker(self) -> str:
+        return f"{socket.gethostname()}:{os.getpid()}"
+
+    def _ask(self, study: optuna.Study, space: dict, fixed: dict, fixed_overrides: list[str]) -> tuple:
         with studies.quiet_optuna():
             trial = self._retry(study.ask, "ask for a trial")
         study.sampler = self._sampler(trial.number)  # before the parameters are drawn (_configure_trials)
@@ -185,9 +271,9 @@ class OptunaPruningSweeper(OptunaSweeperImpl):
             if isinstance(value, str) and redact(value) != value:
                 trial.set_user_attr(key, redact(value))
         name = self._dirname(trial)
-        run_dir = Path(self.config.hydra.sweep.dir) / name
+        run_dir = Path(self.cfg.hydra.sweep.dir) / name
         trial.set_user_attr("run_dir", str(run_dir))
-        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        trial.set_user_attr("worker", self._worker)
         return (
             trial,
             (*overrides, f"hydra.sweep.subdir='{name}'", f"++hydra.job.env_set.{search.TRIAL_ENV}={trial.number}"),
@@ -207,28 +293,36 @@ class OptunaPruningSweeper(OptunaSweeperImpl):
         values = ",".join(
             f"{k.rsplit('.', 1)[-1]}={f'{v:.2g}' if isinstance(v, float) else v}" for k, v in trial.params.items()
         )
-        taken = {p.name.split("_", 1)[0] for p in Path(self.config.hydra.sweep.dir).glob(f"{trial.number:03d}*")}
+        taken = {p.name.split("_", 1)[0] for p in Path(self.cfg.hydra.sweep.dir).glob(f"{trial.number:03d}*")}
         prefix, n = f"{trial.number:03d}", 2
         while prefix in taken:  # a folder left by an earlier study of the same name
             prefix, n = f"{trial.number:03d}-{n}", n + 1
         return f"{prefix}_{values}"
 
-    def _tell(self, study: optuna.Study, trial: optuna.Trial, ret, run_dir: Path) -> tuple[TrialState, float | None]:
+    def _tell(self, study: optuna.Study, trial: optuna.Trial, ret: Any) -> tuple[TrialState, float | None]:
+        """Tell the study how the job ended: from its Outcome alone."""
         try:
-            value = ret.return_value  # raises what the job raised
+            outcome = ret.return_value  # raises what the job raised
+        except DiskFull as e:  # the next trial would hit the same disk: fail this one and stop the worker
+            self._tell_failed(study, trial, f"disk full: {e}")
+            raise
         except studies.StorageLost:
             raise
-        except Exception as e:  # noqa: BLE001 - a job that raised is a failed trial, whatever it raised
-            log.warning(f"trial {trial.number} failed: {redact(str(e).splitlines()[0] if str(e) else repr(e))}")
-            self._tell_failed(study, trial, str(Status.FAILED))
+        except Exception as e:  # noqa: BLE001 - a job that raised (or a worker that died) is a failed trial
+            reason = str(Status.INTERRUPTED) if self.stop_signal is not None else str(Status.FAILED)
+            log.warning(f"trial {trial.number} {reason}: {redact(str(e).splitlines()[0] if str(e) else repr(e))}")
+            self._tell_failed(study, trial, reason)
             return TrialState.FAIL, None
-        if isinstance(value, search.Pruned):
+        if not isinstance(outcome, Outcome):  # a task function of the user's own returning a number
+            value = float(outcome)
+            outcome = Outcome(Status.COMPLETED if math.isfinite(value) else Status.FAILED, value)
+        if outcome.status == Status.COMPLETED:
+            state, values = TrialState.COMPLETE, outcome.value
+        elif outcome.status == Status.PRUNED:
             state, values = TrialState.PRUNED, None  # Optuna keeps the last reported value
-        elif value is None or math.isnan(value):  # diverged or failed, as the job's metrics.json says
-            self._tell_failed(study, trial, self._job_status(run_dir))
+        else:  # diverged, failed or interrupted: the trial fails, and says why
+            self._tell_failed(study, trial, str(outcome.status))
             return TrialState.FAIL, None
-        else:
-            state, values = TrialState.COMPLETE, float(value)
         frozen = self._retry(lambda: self._finish(study, trial, state, values), f"record trial {trial.number}")
         if frozen.state != state:
             log.warning(
@@ -236,13 +330,6 @@ class OptunaPruningSweeper(OptunaSweeperImpl):
                 f"while the database was unreachable?)"
             )
         return frozen.state, frozen.value
-
-    @staticmethod
-    def _job_status(run_dir: Path) -> str:
-        try:
-            return json.loads((run_dir / "metrics.json").read_text())["status"]
-        except (OSError, ValueError, KeyError):  # it wrote none
-            return str(Status.FAILED)
 
     def _tell_failed(self, study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
         try:
@@ -252,10 +339,15 @@ class OptunaPruningSweeper(OptunaSweeperImpl):
             )
         except optuna.exceptions.UpdateFinishedTrialError:
             return  # it ended already (failed as stale by another worker)
+        except DiskFull:
+            log.warning(f"trial {trial.number} could not be recorded as failed: the study's disk is full too")
+            return
         self._retry(lambda: self._finish(study, trial, TrialState.FAIL), f"record trial {trial.number}")
 
     @staticmethod
-    def _finish(study: optuna.Study, trial: optuna.Trial, state: TrialState, values=None) -> optuna.trial.FrozenTrial:
+    def _finish(
+        study: optuna.Study, trial: optuna.Trial, state: TrialState, values: float | None = None
+    ) -> optuna.trial.FrozenTrial:
         """study.tell, without GridSampler's `study.stop()` on the grid's last point: outside `optimize` that
         raises (after the trial is stored), which crashed the released sweeper; this one stops by n_trials."""
         try:
@@ -272,28 +364,27 @@ class OptunaPruningSweeper(OptunaSweeperImpl):
                 f"failed" + (", and queued again with the same parameters" if self.retry_dead_trials else "")
             )
 
-    def _log_progress(self, study, trial, state: TrialState, value, start: float, done_at_start: int) -> None:
+    def _log_progress(
+        self, study: optuna.Study, trial: optuna.Trial, state: TrialState, value: float | None, start: float, done0: int
+    ) -> None:
         """One line per finished trial: its outcome, the best so far, trials done, time spent and left."""
         _, done, _ = self._counts(study)
         elapsed = time.monotonic() - start
-        rate = (done - done_at_start) / elapsed
-        left = (
-            "done"
-            if done >= self.n_trials
-            else f"about {_duration((self.n_trials - done) / rate)} left"
-            if rate
-            else "time left unknown"
-        )
-        metric = OmegaConf.select(self.config, "objective.metric", default="value")
-        if state == TrialState.FAIL:
-            outcome = "failed"
+        rate = (done - done0) / elapsed
+        if done >= self.n_trials:
+            left = "done"
+        else:
+            left = f"about {_duration((self.n_trials - done) / rate)} left" if rate else "time left unknown"
+        metric = OmegaConf.select(self.cfg, "objective.metric", default="value")
+        if state == TrialState.FAIL:  # why: diverged, failed, interrupted, ...
+            outcome = study._storage.get_trial(trial._trial_id).system_attrs.get(studies.FAILURE_ATTR, "failed")
         elif state == TrialState.PRUNED:
             epoch = max(study._storage.get_trial(trial._trial_id).intermediate_values, default=0)
             outcome = f"pruned after epoch {epoch}: {metric} {value:.4f}"
         else:
             outcome = f"completed: {metric} {value:.4f}"
-        best = studies.best_trial(study)
-        best = f"best {best.value:.4f} (trial {best.number})" if best else "no completed trial yet"
+        best_trial = studies.best_trial(study)
+        best = f"best {best_trial.value:.4f} (trial {best_trial.number})" if best_trial else "no completed trial yet"
         log.info(
             f"trial {trial.number} {outcome} | {best} | {done} of {self.n_trials} trials | "
             f"{_duration(elapsed)} elapsed, {left}"
@@ -311,16 +402,14 @@ class OptunaPruningSweeper(OptunaSweeperImpl):
             "best_params": best.params,
             "best_value": best.value,
         }
-        OmegaConf.save(OmegaConf.create(results), Path(self.config.hydra.sweep.dir) / "optimization_results.yaml")
+        folder = Path(self.cfg.hydra.sweep.dir)  # a late worker that started no trial has not made it yet
+        folder.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(OmegaConf.create(results), folder / "optimization_results.yaml")
         log.info(f"Best: trial {best.number}, value {best.value:.4f}, parameters {best.params}")
 
 
 def _duration(seconds: float) -> str:
     seconds = int(round(seconds))
-    return (
-        f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-        if seconds >= 3600
-        else f"{seconds // 60}m{seconds % 60:02d}s"
-        if seconds >= 60
-        else f"{seconds}s"
-    )
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
