@@ -1,6 +1,7 @@
 # make train   set up (venv, Fashion-MNIST) and train the default LeNet-5;  ARGS="optimizer.lr=0.01" adds overrides
 # make test    the whole test suite (offline, small generated data, a throwaway PostgreSQL; about 3 minutes on 2 cores)
-# make test-fast   the quick loop: everything but the tests that start processes and servers (under a minute)
+# make test-fast   the quick loop: runs and a search in this process, no servers (under a minute)
+# make lint    ruff (lint, import order), ruff format --check, mypy on src/; make format rewrites the formatting
 # make search [WORKERS=N]   the Optuna search (hparams_search=lenet5_optuna), N workers sharing one study
 # make bench   the speed benchmark against the tutorial's loop; writes bench/RESULTS.md
 # make bench-search   pruned vs. unpruned search, 1 vs. 2 workers; writes bench/SEARCH.md (about 30 minutes)
@@ -15,7 +16,7 @@ WORKERS ?= 1
 STUDY ?= lenet5_optuna
 STORAGE ?= multirun/$(STUDY)/optuna.journal
 
-.PHONY: install data train test test-fast search bench bench-search compare tensorboard dashboard clean
+.PHONY: install data train test test-fast lint format search bench bench-search compare tensorboard dashboard clean
 
 install: $(VENV)/.installed
 
@@ -46,6 +47,15 @@ test: install
 
 test-fast: install
 	$(PY) -m pytest -q -m "not slow"
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 # N workers on one study: each asks the study for trials until it holds n_trials; Ctrl-C stops them all.
 search: install data

@@ -93,12 +93,12 @@ def main(*args: str, tmp: Path, callbacks: Sequence = ()) -> int:
         setup(self, *a, **k)
         self.callbacks.extend(callbacks)
 
-    argv = prepare_argv(command(*args, tmp=tmp)[1:])
-    with mock.patch.object(sys, "argv", argv), mock.patch.object(Trainer, "setup", setup_with_callbacks):
-        try:
+    try:
+        argv = prepare_argv(command(*args, tmp=tmp)[1:])  # resume= is expanded before Hydra starts, as in train.py
+        with mock.patch.object(sys, "argv", argv), mock.patch.object(Trainer, "setup", setup_with_callbacks):
             _entry()()
-        except SystemExit as e:
-            return e.code if isinstance(e.code, int) else 1
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else 1
     return 0
 
 

@@ -4,30 +4,19 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.errors import InstantiationException
 from hydra.utils import execution_whitelist, instantiate
-from omegaconf import open_dict
 
-from conftest import ROOT, SMOKE, train
+from conftest import SMOKE, compose, main, train
 from fashionlab.config import UserError, check_config
-from fashionlab.hydra_setup import EXECUTION_WHITELIST, register_resolvers
+from fashionlab.hydra_setup import EXECUTION_WHITELIST
 
-register_resolvers()
 GROUPS = {"model": ["lenet5", "mlp"], "optimizer": ["sgd", "adam", "adamw"], "data": ["fashion_mnist", "synthetic"]}
-
-
-def cfg_with(*overrides):
-    with initialize_config_dir(str(ROOT / "conf"), version_base=None):
-        cfg = compose("train", overrides=list(overrides))
-    with open_dict(cfg):  # what Hydra fills in for a real run
-        cfg.logging.log_dir = "unused"
-    return cfg
 
 
 @pytest.mark.parametrize("group,option", [(g, o) for g, opts in GROUPS.items() for o in opts])
 def test_every_option_composes_and_builds(group, option):
-    cfg = cfg_with(f"{group}={option}")
+    cfg = compose(f"{group}={option}")
     check_config(cfg)
     with execution_whitelist(EXECUTION_WHITELIST):
         model = instantiate(cfg.model)
@@ -42,7 +31,7 @@ def test_every_option_composes_and_builds(group, option):
 
 
 def test_lenet5_is_the_tutorials_variant():
-    model = instantiate(cfg_with().model)
+    model = instantiate(compose().model)
     shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     assert shapes == {
         "conv1.weight": (6, 1, 5, 5),
@@ -59,7 +48,7 @@ def test_lenet5_is_the_tutorials_variant():
 
 
 def test_overrides_reach_the_components():
-    cfg = cfg_with("optimizer=adam", "optimizer.lr=0.01", "model.fc1_features=60", "data.batch_size=32")
+    cfg = compose("optimizer=adam", "optimizer.lr=0.01", "model.fc1_features=60", "data.batch_size=32")
     model = instantiate(cfg.model)
     assert model.fc1.out_features == 60
     assert instantiate(cfg.optimizer)(model.parameters()).param_groups[0]["lr"] == 0.01
@@ -75,40 +64,49 @@ def test_overrides_reach_the_components():
         ("optimizer.lr=fast", "optimizer.lr='fast'"),
         ("data.batch_size=1.5", "data.batch_size=1.5"),
         ("trainer.device=tpu", "trainer.device=tpu"),
+        ("optimizer.lr=nan", "optimizer.lr=nan must be a finite number"),
+        ("optimizer.lr=inf", "optimizer.lr=inf must be a finite number"),
+        ("trainer.max_epochs=inf", "trainer.max_epochs=inf must be a finite number"),
+        ("trainer.divergence_threshold=-1", "trainer.divergence_threshold=-1 must be greater than 0"),
     ],
 )
 def test_bad_values_are_named(override, named):
     with pytest.raises(UserError, match=named.replace(".", r"\.").replace("'", ".")):
-        check_config(cfg_with(override))
+        check_config(compose(override))
 
 
 def test_untrusted_target_is_refused():
-    cfg = cfg_with("model._target_=os.system", "+model.command=touch /tmp/pwned")
+    cfg = compose("model._target_=os.system", "+model.command=touch /tmp/pwned")
     with execution_whitelist(EXECUTION_WHITELIST), pytest.raises(InstantiationException, match="whitelist"):
         instantiate(cfg.model)
 
 
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (("optimizer.lr=-1",), "optimizer.lr=-1 must be greater than 0"),
+        (("model=resnet",), "Available options in 'model'"),
+        (("optimizer.lrr=0.1",), "optimizer.lrr"),
+        (("trainer.device=tpu",), "trainer.device=tpu is not one of"),
+        (("model._target_=os.system", "+model.command=true"), "execution whitelist"),
+    ],
+)
+def test_mistakes_are_one_paragraph(tmp_path, capsys, args, message):
+    """Each mistake exits non-zero, names the problem, and shows no traceback."""
+    assert main(*SMOKE, *args, tmp=tmp_path) != 0
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) <= 10, err
+
+
 @pytest.mark.slow
-def test_cli_errors_are_one_paragraph(tmp_path):
-    """Through the real command line: each mistake exits non-zero, names the problem, and shows no traceback."""
-    cases = {
-        ("optimizer.lr=-1",): "optimizer.lr=-1 must be greater than 0",
-        ("model=resnet",): "Available options in 'model'",
-        ("optimizer.lrr=0.1",): "optimizer.lrr",
-        ("trainer.device=cuda",) if not torch.cuda.is_available() else ("trainer.device=tpu",): "trainer.device=",
-        ("model._target_=os.system", "+model.command=true"): "execution whitelist",
-    }
-    for args, message in cases.items():
-        proc = train(*SMOKE, *args, tmp=tmp_path, check=False)
-        assert proc.returncode != 0, args
-        assert message in proc.stderr, (args, proc.stderr)
-        assert "Traceback" not in proc.stderr, (args, proc.stderr)
-        assert len(proc.stderr.strip().splitlines()) <= 10, (args, proc.stderr)
-
-
-def hydra_cfg(*overrides):
-    with initialize_config_dir(str(ROOT / "conf"), version_base=None):
-        return compose("train", overrides=["hparams_search=lenet5_optuna", *overrides], return_hydra_config=True)
+def test_the_command_line_exits_with_one_paragraph(tmp_path):
+    """The same through a real `python src/train.py`: exit status 2, the message on stderr, nothing else."""
+    proc = train(*SMOKE, "optimizer.lr=nan", tmp=tmp_path, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "fashionlab: error: Bad config value: optimizer.lr=nan must be a finite number. Fix the override on the "
+        "command line (or the YAML file under conf/) and run again."
+    )
 
 
 @pytest.mark.parametrize(
@@ -125,14 +123,20 @@ def test_every_pruner_option_builds_its_optuna_pruner(pruner, built):
 
     from fashionlab.search import SEARCH_WHITELIST
 
-    cfg = hydra_cfg(f"hydra/sweeper/pruner={pruner}")
+    cfg = compose("hparams_search=lenet5_optuna", f"hydra/sweeper/pruner={pruner}", hydra=True)
     with execution_whitelist(SEARCH_WHITELIST):
         made = instantiate(cfg.hydra.sweeper.pruner)
     assert isinstance(made, optuna.pruners.BasePruner) and type(made).__name__ == built
 
 
 def test_the_preset_composes_with_any_sampler_and_the_slurm_launcher():
-    cfg = hydra_cfg("hydra/sweeper/sampler=grid", "hydra/launcher=slurm", "hydra.launcher.partition=gpu")
+    cfg = compose(
+        "hparams_search=lenet5_optuna",
+        "hydra/sweeper/sampler=grid",
+        "hydra/launcher=slurm",
+        "hydra.launcher.partition=gpu",
+        hydra=True,
+    )
     sweeper, launcher = cfg.hydra.sweeper, cfg.hydra.launcher
     assert sweeper._target_.endswith("FashionlabOptunaSweeper") and sweeper.sampler.seed == 1234
     assert sweeper.pruner._target_ == "optuna.pruners.SuccessiveHalvingPruner" and sweeper.pruner.min_resource == 1

@@ -25,7 +25,6 @@ from conftest import (
     metrics,
     poll,
     run_dirs,
-    train,
 )
 from fashionlab.training import Callback
 
@@ -55,7 +54,7 @@ def alive_in_group(pgid: int) -> list[int]:
     ids=["joblib", "submitit"],
 )
 def test_sigterm_checkpoints_the_running_trials_records_them_interrupted_and_leaves_no_process(tmp_path, launcher):
-    args = ("-m", *SMOKE, *SEARCH, *launcher, "hydra.sweeper.n_trials=4", "data.num_train=6000", "trainer.max_epochs=3")
+    args = ("-m", *SMOKE, *SEARCH, *launcher, "hydra.sweeper.n_trials=4", "data.num_train=4000", "trainer.max_epochs=3")
     search = subprocess.Popen(
         command(*args, tmp=tmp_path),
         cwd=ROOT,
@@ -72,13 +71,20 @@ def test_sigterm_checkpoints_the_running_trials_records_them_interrupted_and_lea
     search.send_signal(signal.SIGTERM)  # what SLURM, systemd, kill and container runtimes send
     out, _ = search.communicate(timeout=120)
     assert search.returncode == 130, out
-    assert "stopped on signal 15" in out and "Traceback" not in out
+    assert "the search stopped (signal 15)" in out and "Traceback" not in out
 
     trials = load_study(journal(tmp_path)).trials
     assert len(trials) == 2 and all(t.state == State.FAIL for t in trials)
     assert all(t.system_attrs["fashionlab:failure"] == "interrupted" for t in trials)
+    assert all(t.intermediate_values for t in trials)  # each job knew its trial and reported to the study
+    a, b = (metrics(run) for run in run_dirs(study_dir))
+    assert a["status"] == b["status"] == "interrupted"
+    assert a["started_at"] < b["ended_at"] and b["started_at"] < a["ended_at"]  # they ran side by side
+    if "joblib" in launcher[0]:  # the cores shared out between the trials that run at once
+        assert a["threads"] == b["threads"] == max(1, (os.cpu_count() or 1) // 2)
+    else:
+        assert list((study_dir / ".submitit").iterdir()), "the jobs ran through submitit"
     for run in run_dirs(study_dir):
-        assert metrics(run)["status"] == "interrupted"
         progress = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["progress"]
         assert progress["epoch"] < 3 and progress["batch"] > 0  # stopped inside an epoch, at its exact position
     left = poll(lambda: alive_in_group(search.pid), lambda pids: not pids, 60)
@@ -159,7 +165,7 @@ def test_a_search_whose_disk_fills_fails_the_trial_and_stops_the_worker(tmp_path
 
 
 def test_sigkill_then_resume_ends_as_an_uninterrupted_run(tmp_path):
-    args = (*SMOKE, "data.num_train=6000", "trainer.max_epochs=3", "seed=7")
+    args = (*SMOKE, "data.num_train=3000", "trainer.max_epochs=2", "seed=7")
     assert main(*args, tmp=tmp_path / "reference") == 0
     (reference,) = run_dirs(tmp_path / "reference" / "outputs")
     proc = subprocess.Popen(
@@ -170,7 +176,7 @@ def test_sigkill_then_resume_ends_as_an_uninterrupted_run(tmp_path):
     proc.wait()
     assert ckpt and proc.returncode == -signal.SIGKILL
     run = ckpt[0].parents[1]
-    train(f"resume={run}", tmp=tmp_path)
+    assert main(f"resume={run}", tmp=tmp_path) == 0
     final = ("val/loss", "val/acc", "test/loss", "test/acc", "train/loss")
     assert {k: metrics(run)[k] for k in final} == {k: metrics(reference)[k] for k in final}
     acc = __import__("conftest").events(run)

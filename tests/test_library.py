@@ -7,19 +7,15 @@ import time
 import optuna
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from conftest import ROOT
+from conftest import compose
 from fashionlab import record
 from fashionlab.config import UserError
-from fashionlab.hydra_setup import register_resolvers
 from fashionlab.leaderboard import best_so_far, differing_keys, leaderboard, ranked
 from fashionlab.progress import Progress, is_better
 from fashionlab.status import Status
 from fashionlab.study import HEARTBEAT_ATTR, JournalFileStorage, fail_stale_trials, open_storage
-
-register_resolvers()
 
 
 def test_is_better_by_mode_and_never_for_missing_values():
@@ -38,8 +34,8 @@ def test_progress_round_trips_through_a_weights_only_checkpoint(tmp_path):
     assert again == p and again.best.value == 0.8 and again.best.epoch == 2
 
 
-def test_progress_reads_the_checkpoints_of_the_previous_version():
-    old = {
+def test_progress_reads_checkpoints_with_fields_it_no_longer_has_or_not_yet_had():
+    older = {
         "epoch": 1,
         "batch": 0,
         "step": 10,
@@ -47,12 +43,13 @@ def test_progress_reads_the_checkpoints_of_the_previous_version():
         "best": {"value": 0.5, "epoch": 1, "step": 10},
         "metrics": {"val/acc": 0.5},
         "train_time_s": 1.0,
-        "epoch_time_s": 1.2,
         "total_steps": 40,
         "model_target": "fashionlab.models.LeNet5",
-    }
-    p = Progress.from_state_dict(old)
+        "retired_field": "dropped",
+    }  # no epoch_time_s yet
+    p = Progress.from_state_dict(older)
     assert p.step == 10 and p.best.value == 0.5 and p.images_per_s == 1280
+    assert p.epoch_time_s == 0.0 and "retired_field" not in p.state_dict()
 
 
 @pytest.mark.parametrize(
@@ -76,8 +73,7 @@ def test_redact_masks_passwords_and_nothing_else(text, shown):
 
 def hydra_view(*overrides):
     """A job's config and HydraConfig as Hydra would make them for `overrides` (without running a job)."""
-    with initialize_config_dir(str(ROOT / "conf"), version_base=None):
-        cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
+    cfg = compose(*overrides, hydra=True)
     hc = cfg.hydra
     OmegaConf.set_struct(cfg, False)
     task = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])

@@ -1,8 +1,8 @@
-"""Sweeps: grid multiruns, and Optuna searches with the project's sweeper: pruning, failures, joblib, compare."""
+"""Sweeps: grid multiruns, and Optuna searches with the project's sweeper: pruning, failures, compare. (Searches
+under joblib and submitit, with real processes: test_faults.py; make search: test_workers.py.)"""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +21,7 @@ from conftest import (
     get,
     journal,
     load_study,
+    main,
     metrics,
     poll,
     run_dirs,
@@ -65,7 +66,7 @@ def session_status(run_dir: Path) -> int:
 
 
 def test_grid_multirun_writes_a_named_run_per_job_and_compare_ranks_them(tmp_path):
-    train("-m", *SMOKE, "model=lenet5,mlp", "optimizer.lr=0.1,0.01", tmp=tmp_path)
+    assert main("-m", *SMOKE, "model=lenet5,mlp", "optimizer.lr=0.1,0.01", tmp=tmp_path) == 0
     (sweep,) = (tmp_path / "multirun").glob("*/*")
     runs = run_dirs(sweep)
     assert sorted(r.name for r in runs) == [
@@ -94,8 +95,9 @@ def test_compare_says_when_there_are_no_runs(tmp_path):
     assert proc.returncode == 1 and "no runs under" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_a_pruned_trial_is_pruned_in_the_study_its_record_tensorboard_and_the_leaderboard(tmp_path, user_conf):
-    out = train("-m", *PRUNING, user_conf, tmp=tmp_path).stdout
+def test_a_pruned_trial_is_pruned_in_the_study_its_record_tensorboard_and_the_leaderboard(tmp_path, user_conf, capsys):
+    assert main("-m", *PRUNING, user_conf, tmp=tmp_path) == 0
+    out = capsys.readouterr().out
     trials = {t.params["optimizer.lr"]: t for t in load_study(journal(tmp_path)).trials}
     good, bad = trials[0.05], trials[1e-7]
     assert good.state == State.COMPLETE and bad.state == State.PRUNED and list(bad.intermediate_values) == [1]
@@ -132,24 +134,26 @@ def test_a_pruned_trial_is_pruned_in_the_study_its_record_tensorboard_and_the_le
         assert experiment["hparamInfos"][0]["name"] == "optimizer.lr"
 
 
-def test_an_optuna_search_continues_its_study_up_to_n_trials(tmp_path):
-    train("-m", *SMOKE, *SEARCH, "hydra.sweeper.n_trials=2", tmp=tmp_path)
+def test_an_optuna_search_continues_its_study_up_to_n_trials(tmp_path, capsys):
+    assert main("-m", *SMOKE, *SEARCH, "hydra.sweeper.n_trials=2", tmp=tmp_path) == 0
     first = load_study(journal(tmp_path)).trials
     assert [t.state for t in first] == [State.COMPLETE] * 2
     result = yaml.safe_load((tmp_path / "multirun" / "lenet5_optuna" / "optimization_results.yaml").read_text())
     assert result["best_value"] == max(t.value for t in first)
 
-    train("-m", *SMOKE, *SEARCH, "hydra.sweeper.n_trials=3", tmp=tmp_path)  # n_trials is the study's total
+    assert main("-m", *SMOKE, *SEARCH, "hydra.sweeper.n_trials=3", tmp=tmp_path) == 0  # the study's total
     trials = load_study(journal(tmp_path)).trials
     assert [t.number for t in trials] == [0, 1, 2]
     assert trials[2].params not in [t.params for t in first]  # seeded by trial number: a new draw
     assert len(run_dirs(tmp_path / "multirun" / "lenet5_optuna")) == 3
 
-    out = train("-m", *SMOKE, *SEARCH, "hydra.sweeper.n_trials=3", tmp=tmp_path).stdout
+    capsys.readouterr()
+    assert main("-m", *SMOKE, *SEARCH, "hydra.sweeper.n_trials=3", tmp=tmp_path) == 0
+    out = capsys.readouterr().out
     assert "nothing more to start" in out and len(load_study(journal(tmp_path)).trials) == 3
 
 
-def test_a_failing_trial_is_recorded_and_the_search_stops_past_its_failure_budget(tmp_path):
+def test_a_failing_trial_is_recorded_and_the_search_stops_past_its_failure_budget(tmp_path, capsys):
     # A grid whose last trial diverges (the released sweeper crashes there, calling Study.stop outside optimize).
     args = (
         "-m",
@@ -160,7 +164,7 @@ def test_a_failing_trial_is_recorded_and_the_search_stops_past_its_failure_budge
         "optimizer.lr=choice(0.05,10000.0)",
         "hydra.sweeper.storage=null",
     )
-    train(*args, tmp=tmp_path)
+    assert main(*args, tmp=tmp_path) == 0
     runs = {metrics(r)["hparams"]["optimizer.lr"]: metrics(r) for r in run_dirs(tmp_path / "multirun")}
     assert runs[10000.0]["status"] == "diverged" and runs[10000.0]["objective"]["value"] is None
     assert runs[0.05]["status"] == "completed"
@@ -170,29 +174,10 @@ def test_a_failing_trial_is_recorded_and_the_search_stops_past_its_failure_budge
     (diverged,) = [r for r in run_dirs(sweep) if metrics(r)["status"] == "diverged"]
     assert session_status(diverged) == api_pb2.Status.Value("STATUS_FAILURE")
 
-    proc = train(*args, "hydra.sweeper.max_failure_rate=0", tmp=tmp_path / "strict", check=False)
-    assert proc.returncode == 3 and "The search stopped: 1 of its 2 trials failed" in proc.stderr
-    assert "Traceback" not in proc.stderr
-
-
-def test_joblib_prunes_trials_that_run_in_parallel_with_shared_out_threads(tmp_path, user_conf):
-    train(
-        "-m",
-        *PRUNING,
-        user_conf,
-        "hydra/launcher=joblib",
-        "hydra.launcher.n_jobs=2",
-        "data.num_train=4000",
-        tmp=tmp_path,
-        timeout=240,
-    )
-    runs = [metrics(r) for r in run_dirs(tmp_path / "multirun")]
-    assert sorted(r["status"] for r in runs) == ["completed", "pruned"]
-    (a, b) = runs
-    assert a["started_at"] < b["ended_at"] and b["started_at"] < a["ended_at"]  # they overlapped
-    assert a["threads"] == b["threads"] == max(1, (os.cpu_count() or 1) // 2)
-    states = sorted(t.state.name for t in load_study(journal(tmp_path)).trials)
-    assert states == ["COMPLETE", "PRUNED"]
+    capsys.readouterr()
+    assert main(*args, "hydra.sweeper.max_failure_rate=0", tmp=tmp_path / "strict") == 3
+    err = capsys.readouterr().err
+    assert "The search stopped: 1 of its 2 trials failed" in err and "Traceback" not in err
 
 
 def test_two_sweeps_started_together_get_their_own_directories(tmp_path):

@@ -7,25 +7,28 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FILES, events, get, metrics, poll, run_dirs, session_groups, tensorboard, train
+from conftest import FILES, events, get, main, metrics, poll, run_dirs, session_groups, tensorboard
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, idx_dir) -> Path:
-    """`python src/train.py` with data.root empty: the IDX files come from the 'Debian' folder via torchvision."""
+    """`python src/train.py` (in this process) with data.root empty: the IDX files come from the 'Debian' folder."""
     tmp = tmp_path_factory.mktemp("run")
-    train(
-        f"data.root={tmp}/data",
-        f"data.debian_dir={idx_dir}",
-        "data.val_size=100",
-        "data.batch_size=50",
-        "trainer.max_epochs=2",
-        "trainer.progress_bar=false",
-        "trainer.val_every_n_steps=5",
-        "logging.embedding_samples=40",
-        tmp=tmp,
+    assert (
+        main(
+            f"data.root={tmp}/data",
+            f"data.debian_dir={idx_dir}",
+            "data.val_size=100",
+            "data.batch_size=50",
+            "trainer.max_epochs=2",
+            "trainer.progress_bar=false",
+            "trainer.val_every_n_steps=5",
+            "logging.embedding_samples=40",
+            tmp=tmp,
+        )
+        == 0
     )
     (run_dir,) = run_dirs(tmp / "outputs")
     return run_dir

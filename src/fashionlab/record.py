@@ -100,7 +100,7 @@ def hparams(cfg: DictConfig, hc: DictConfig, searched: Sequence[str] = ()) -> di
     choices = {
         k: v
         for k, v in reversed(list(hc.runtime.choices.items()))  # in defaults-list order
-        if not k.startswith("hydra/") and v is not None
+        if k != "hydra" and not k.startswith("hydra/") and v is not None
     }
     keys = list(searched) + list(choices)
     for override in hc.overrides.task:

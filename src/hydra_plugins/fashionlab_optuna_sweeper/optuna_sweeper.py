@@ -105,7 +105,7 @@ class FashionlabOptunaSweeper(OptunaSweeperImpl):
         self.sampler_cfg, self.pruner_cfg = sampler, pruner
         self.heartbeat_interval, self.grace_period = heartbeat_interval, grace_period
         self.retry_dead_trials, self.storage_timeout = retry_dead_trials, storage_timeout
-        self.stop_signal: int | None = None  # set by SIGINT/SIGTERM: the search stops after the running trials
+        self.stopped: str | None = None  # why the search stops after its running trials (a signal)
         self._launching = False
 
     @property
@@ -133,10 +133,10 @@ class FashionlabOptunaSweeper(OptunaSweeperImpl):
         except UserError as e:
             fail(str(e), EXIT_USER_ERROR)
         self._write_results(study)
-        if self.stop_signal is not None:
+        if self.stopped is not None:
             log.warning(
-                f"the search stopped on signal {self.stop_signal}: its running trials wrote their checkpoints and "
-                f"are recorded as interrupted; run the same command again to go on"
+                f"the search stopped ({self.stopped}): its running trials wrote their checkpoints and are recorded "
+                f"as interrupted; run the same command again to go on"
             )
             sys.exit(EXIT_INTERRUPTED)
 
@@ -190,19 +190,20 @@ class FashionlabOptunaSweeper(OptunaSweeperImpl):
         Trials in other processes (joblib's workers, submitit's local jobs) are sent SIGINT, which their
         trainer answers as in a single run: the batch finishes, a checkpoint is written, the job returns
         interrupted. A trial in this process (the basic launcher) has the same handler while it trains, and
-        is stopped with KeyboardInterrupt outside its training loop. No new trial starts.
+        is stopped with KeyboardInterrupt outside its training loop. Trials on other machines (SLURM) get
+        SLURM's own signals; their results are recorded when they end. No new trial starts.
         """
 
         def on_signal(signum: int, frame: Any) -> None:
-            if self.stop_signal is None:
+            if self.stopped is None:
                 log.warning(f"signal {signum}: stopping the running trials after their current batch")
-            self.stop_signal = signum
+            self.stopped = f"signal {signum}"
             children = trial_processes()
             for pid in children:
                 with suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGINT)
-            if self._launching and not children:
-                raise KeyboardInterrupt
+            if self._launching and self.cfg.hydra.launcher._target_ == BASIC_LAUNCHER:
+                raise KeyboardInterrupt  # the trial runs in this process, outside its training loop
 
         previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
@@ -217,7 +218,7 @@ class FashionlabOptunaSweeper(OptunaSweeperImpl):
     def _run(self, study: optuna.Study, space: dict, fixed: dict, fixed_overrides: list[str]) -> None:
         n_jobs = self.n_jobs or search.parallel_jobs(self.cfg.hydra.launcher)
         start, (_, done_at_start, _) = time.monotonic(), self._counts(study)
-        while self.stop_signal is None:
+        while self.stopped is None:
             self._fail_stale(study)
             claimed, done, failed = self._counts(study)
             if failed > self.max_failure_rate * self.n_trials:
@@ -237,7 +238,7 @@ class FashionlabOptunaSweeper(OptunaSweeperImpl):
                 self._ask(study, space, fixed, fixed_overrides) for _ in range(min(n_jobs, self.n_trials - claimed))
             ]
             batch = [b for b in batch if not self._surplus(study, b[0])]
-            if not batch or self.stop_signal is not None:
+            if not batch or self.stopped is not None:
                 continue
             assert self.launcher is not None
             with studies.Heartbeat(self.store, [t._trial_id for t, _, _ in batch]):
@@ -309,7 +310,7 @@ class FashionlabOptunaSweeper(OptunaSweeperImpl):
         except studies.StorageLost:
             raise
         except Exception as e:  # noqa: BLE001 - a job that raised (or a worker that died) is a failed trial
-            reason = str(Status.INTERRUPTED) if self.stop_signal is not None else str(Status.FAILED)
+            reason = str(Status.INTERRUPTED) if self.stopped is not None else str(Status.FAILED)
             log.warning(f"trial {trial.number} {reason}: {redact(str(e).splitlines()[0] if str(e) else repr(e))}")
             self._tell_failed(study, trial, reason)
             return TrialState.FAIL, None
@@ -322,6 +323,8 @@ class FashionlabOptunaSweeper(OptunaSweeperImpl):
             state, values = TrialState.PRUNED, None  # Optuna keeps the last reported value
         else:  # diverged, failed or interrupted: the trial fails, and says why
             self._tell_failed(study, trial, str(outcome.status))
+            if outcome.status == Status.INTERRUPTED and self.stopped is None:  # its own handler took the signal
+                self.stopped = f"trial {trial.number} {outcome.error}"
             return TrialState.FAIL, None
         frozen = self._retry(lambda: self._finish(study, trial, state, values), f"record trial {trial.number}")
         if frozen.state != state:
