@@ -67,23 +67,22 @@ def compose(*overrides: str, hydra: bool = False):
 
 
 @functools.cache
-def _entry():
-    """src/train.py's task function under its own @hydra.main, with the config folder given absolutely."""
+def _entry(name: str):
+    """src/NAME.py's task function under its own @hydra.main, with the config folder given absolutely."""
     import hydra
 
-    spec = importlib.util.spec_from_file_location("train", ROOT / "src" / "train.py")
+    spec = importlib.util.spec_from_file_location(name, ROOT / "src" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return hydra.main(
-        config_path=str(ROOT / "conf"), config_name="train", execution_whitelist=module.EXECUTION_WHITELIST
+    entry = hydra.main(
+        config_path=str(ROOT / "conf"), config_name=name, execution_whitelist=module.EXECUTION_WHITELIST
     )(module.main.__wrapped__)
+    return module, entry
 
 
-def main(*args: str, tmp: Path, callbacks: Sequence = ()) -> int:
-    """`python src/train.py ARGS` in this process (no start-up cost): its exit status, 0 if it returned.
-
-    `callbacks` are added to every trainer the run builds (fashionlab.training.Callback: e.g. StopAtStep).
-    """
+def main(*args: str, tmp: Path, callbacks: Sequence = (), script: str = "train") -> int:
+    """`python src/train.py ARGS` (or src/eval.py) in this process, without the start-up cost: its exit status,
+    0 if it returned. `callbacks` are added to every trainer the run builds (e.g. StopAtStep)."""
     from fashionlab.hydra_setup import prepare_argv
     from fashionlab.training import Trainer
 
@@ -93,10 +92,14 @@ def main(*args: str, tmp: Path, callbacks: Sequence = ()) -> int:
         setup(self, *a, **k)
         self.callbacks.extend(callbacks)
 
+    module, entry = _entry(script)
     try:
-        argv = prepare_argv(command(*args, tmp=tmp)[1:])  # resume= is expanded before Hydra starts, as in train.py
+        argv = command(*args, tmp=tmp, script=f"src/{script}.py")[1:]
+        argv = prepare_argv(argv) if script == "train" else argv  # resume= is expanded before Hydra starts
+        if script == "eval":
+            module.check_ckpt(argv)  # as src/eval.py does before Hydra starts
         with mock.patch.object(sys, "argv", argv), mock.patch.object(Trainer, "setup", setup_with_callbacks):
-            _entry()()
+            entry()
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else 1
     return 0
@@ -120,7 +123,7 @@ def idx_dir(tmp_path_factory) -> Path:
 
 def command(*args: str, tmp: Path, script: str = "src/train.py") -> list[str]:
     """The command line of `script ARGS`; for src/train.py with its outputs under tmp (ARGS can move them)."""
-    if script != "src/train.py":
+    if script not in ("src/train.py", "src/eval.py"):
         return [sys.executable, str(ROOT / script), *args]
     return [
         sys.executable,

@@ -1,6 +1,6 @@
-"""The job in this process on tiny synthetic data (make test-fast): a run, resumes, an interrupt at an exact step,
-a two-trial search, and the faults that need no second process: bad numbers, a study already complete, torn
-files."""
+"""The job in this process on tiny synthetic data: a run, resumes, an interrupt at an exact step, a two-trial
+search (make test-fast), and the faults that need no second process: bad numbers, a study already complete, torn
+files (make test)."""
 
 from __future__ import annotations
 
@@ -89,6 +89,7 @@ def test_the_sweepers_numbers_are_checked_before_anything_starts(tmp_path, capsy
     assert not journal(tmp_path).exists()
 
 
+@pytest.mark.slow  # torn files: in the full suite
 def test_a_torn_last_journal_record_is_dropped_once_and_the_search_goes_on(tmp_path, capsys):
     assert main("-m", *SMOKE, *SEARCH, "hydra.sweeper.n_trials=1", tmp=tmp_path) == 0
     path = journal(tmp_path)
@@ -102,6 +103,7 @@ def test_a_torn_last_journal_record_is_dropped_once_and_the_search_goes_on(tmp_p
     assert [t.state for t in load_study(path).trials] == [State.COMPLETE] * 2
 
 
+@pytest.mark.slow  # torn files: in the full suite
 def test_a_corrupt_journal_record_in_the_middle_is_one_message_and_the_file_is_left_as_it_was(tmp_path, capsys):
     assert main("-m", *SMOKE, *SEARCH, "hydra.sweeper.n_trials=1", tmp=tmp_path) == 0
     path = journal(tmp_path)
@@ -115,6 +117,7 @@ def test_a_corrupt_journal_record_in_the_middle_is_one_message_and_the_file_is_l
     assert "Traceback" not in err and path.read_bytes() == damaged
 
 
+@pytest.mark.slow  # torn files: in the full suite
 def test_compare_skips_a_torn_metrics_json_with_one_warning(tmp_path, capsys):
     assert main("-m", *SMOKE, "optimizer.lr=0.1,0.01", "logging.embedding=false", tmp=tmp_path) == 0
     (sweep,) = (tmp_path / "multirun").glob("*/*")

@@ -94,7 +94,7 @@ def load(path: Path, model: torch.nn.Module, model_target: str) -> dict:
     if state["model_target"] != model_target:
         raise UserError(
             f"The checkpoint {path} holds a {state['model_target']} but this config builds a "
-            f"{model_target}: resume without changing `model=` (or start a new run)."
+            f"{model_target}: use the model settings the run was trained with (to resume: without changing `model=`)."
         )
     ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     theirs = {k: tuple(v.shape) for k, v in state["model"].items()}

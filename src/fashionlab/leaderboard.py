@@ -96,7 +96,26 @@ def leaderboard(runs: list[dict]) -> str:
         )
     widths = [max(len(row[c]) for row in [header, *rows]) for c in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *rows]]
-    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
+    notes = [f"test/acc: the test split, once, with the weights of each run's best epoch (chosen by {metric})."]
+    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:], "", *notes, *best_run_classes(runs)])
+
+
+def best_run_classes(runs: list[dict]) -> list[str]:
+    """The best completed run's test accuracy per class, and the two classes it confuses most."""
+    from fashionlab.evaluate import most_confused
+
+    best = next((r for r in ranked(runs) if r["status"] == Status.COMPLETED and r.get("test/confusion")), None)
+    if best is None:
+        return []
+    confusion = best["test/confusion"]
+    per_class = [
+        f"{name} {row[i] / max(1, sum(row)):.3f}"
+        for i, (name, row) in enumerate(zip(confusion["classes"], confusion["counts"]))
+    ]
+    name = number(best) if number(best) is not None else best["name"]
+    lines = [f"best run {name}, test/acc per class (epoch {best.get('tested_epoch')}): " + ", ".join(per_class)]
+    pair = most_confused(confusion)
+    return lines + ([f"  most confused: {pair}"] if pair else [])
 
 
 def most_important(runs: list[dict]) -> str | None:

@@ -15,7 +15,7 @@ import torch
 
 from fashionlab import record
 from fashionlab.status import Outcome, Status
-from fashionlab.training import Callback
+from fashionlab.training import Callback, Predictions, class_tag
 
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
@@ -65,6 +65,11 @@ class TensorBoardLogger(Callback):
         hparams: bool = True,
         text: bool = True,
         loss_chart: bool = True,
+        pr_curves: bool = True,
+        confusion_matrix: bool = True,
+        predictions: bool = True,
+        prediction_samples: int = 16,
+        histograms: bool = True,
         flush_secs: int = 30,
     ):
         self.log_dir = log_dir
@@ -72,6 +77,8 @@ class TensorBoardLogger(Callback):
         self.graph = graph
         self.embedding, self.embedding_samples = embedding, embedding_samples
         self.hparams, self.text, self.loss_chart = hparams, text, loss_chart
+        self.pr_curves, self.confusion_matrix, self.histograms = pr_curves, confusion_matrix, histograms
+        self.predictions, self.prediction_samples = predictions, prediction_samples
         self.flush_secs = flush_secs
         self.run_hparams: dict = {}
         self.run_notes: dict[str, str] = {}
@@ -84,8 +91,19 @@ class TensorBoardLogger(Callback):
         if not trainer.resumed:
             self.log_start(trainer.model, trainer.data, self.run_notes)
 
+    def on_epoch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
+        if not self.histograms:  # HISTOGRAMS / DISTRIBUTIONS: each layer's weights, and the last step's gradients
+            return
+        w, step = self._writer(), trainer.progress.step
+        for name, param in trainer.model.named_parameters():
+            w.add_histogram(f"weights/{name}", param.detach().float().cpu(), step)
+            if param.grad is not None:
+                w.add_histogram(f"gradients/{name}", param.grad.float().cpu(), step)
+
     def on_test_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
         self.log_features(trainer.model, trainer.data, trainer.progress.step)
+        assert trainer.predictions is not None
+        self.log_evaluation(trainer.predictions, trainer.data, trainer.progress.step, trainer.progress.tested_epoch)
 
     def on_end(self, trainer: Trainer, outcome: Outcome) -> None:
         if outcome.status != Status.INTERRUPTED:  # the HPARAMS row is written once, when the run has an outcome
@@ -154,6 +172,34 @@ class TensorBoardLogger(Callback):
             global_step=step,
             tag="features",
         )
+
+    def log_evaluation(self, predictions: Predictions, data: Any, step: int, epoch: int | None) -> None:
+        """A split's evaluation views: a PR curve per class (PR CURVES), the confusion matrix and a grid of
+        predictions (IMAGES). Per-class accuracies are scalars, logged with the split's other metrics."""
+        from fashionlab.figures import confusion_figure, predictions_figure
+
+        w, split = self._writer(), predictions.split
+        probs = predictions.logits.softmax(1)
+        if self.pr_curves:
+            for i, name in enumerate(predictions.classes):
+                w.add_pr_curve(f"{split}/pr_curve/{class_tag(name)}", predictions.labels == i, probs[:, i], step)
+        which = f"epoch {epoch}" if epoch else "the checkpoint"
+        if self.confusion_matrix:
+            title = f"{split}: true class against predicted class ({which})"
+            w.add_figure(
+                f"{split}/confusion_matrix",
+                confusion_figure(predictions.confusion.tolist(), predictions.classes, title),
+                step,
+            )
+        if self.predictions:
+            n = self.prediction_samples
+            images = data.splits[split][0][:n].cpu()
+            w.add_figure(
+                f"{split}/predictions",
+                predictions_figure(images, probs[:n], predictions.labels[:n], predictions.classes),
+                step,
+            )
+        w.flush()
 
     def log_scalars(self, metrics: dict[str, float], step: int) -> None:
         w = self._writer()

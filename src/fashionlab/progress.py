@@ -39,6 +39,8 @@ class Progress:
     metrics: dict[str, float] = field(default_factory=dict)  # the latest value of every metric
     train_time_s: float = 0.0  # training only (no validation)
     epoch_time_s: float = 0.0  # whole epochs, with their validation
+    tested_epoch: int | None = None  # the epoch whose weights the test split was given (the best one)
+    confusion: list[list[int]] | None = None  # the test split's counts[true class][predicted class]
 
     def update_best(self, metrics: dict[str, float], metric: str, mode: str) -> bool:
         """Record metrics[metric] if it beats the best so far; say whether it did."""

@@ -189,6 +189,7 @@ def write_metrics(
     start: float,
     chosen: dict,
     trial: Any = None,
+    classes: Sequence[str] = (),
 ) -> None:
     """metrics.json: status, objective, final metrics, timing, what was chosen; atomically (never half-written).
 
@@ -207,6 +208,9 @@ def write_metrics(
         },
         "best": best.__dict__ if best else None,
         **{k: v for k, v in progress.metrics.items() if k.split("/")[0] in ("train", "val", "test")},
+        # The test figures are those of the weights the objective chose (best.pt), from this epoch:
+        "tested_epoch": progress.tested_epoch,
+        "test/confusion": {"classes": list(classes), "counts": progress.confusion} if progress.confusion else None,
         "epochs": progress.epoch,
         "max_epochs": cfg.trainer.max_epochs,
         "steps": progress.step,

@@ -140,12 +140,15 @@ def train(cfg: DictConfig) -> Outcome:
         failed = Outcome(Status.FAILED, epochs=trainer.progress.epoch, error=f"{type(e).__name__}: {e}")
         record.write_metrics(run_dir, cfg, hc, trainer.progress, failed, start, chosen, trial)
         raise
-    record.write_metrics(run_dir, cfg, hc, trainer.progress, outcome, start, chosen, trial)
+    record.write_metrics(run_dir, cfg, hc, trainer.progress, outcome, start, chosen, trial, trainer.data.classes)
 
     metric = cfg.objective.metric
     if outcome.status == Status.COMPLETED:
         m = trainer.progress.metrics
-        log.info(f"test/loss {m['test/loss']:.4f}  test/acc {m['test/acc']:.4f}  ({run_dir})")
+        log.info(
+            f"test/loss {m['test/loss']:.4f}  test/acc {m['test/acc']:.4f}  (the weights of epoch "
+            f"{trainer.progress.tested_epoch}, the best {metric}; {run_dir})"
+        )
     elif outcome.status == Status.PRUNED:  # the checkpoint of that epoch is written; no test: the trial was losing
         log.info(
             f"trial {trial.number if trial else '?'} pruned after epoch {outcome.epochs}: {metric} {outcome.value:.4f}"

@@ -17,6 +17,7 @@ import signal
 import time
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,51 @@ def evaluate(model: torch.nn.Module, data: Any, split: str, autocast: Any = null
     return {f"{split}/loss": float(loss_sum) / n, f"{split}/acc": float(correct) / n}
 
 
+@torch.inference_mode()
+def predict(model: torch.nn.Module, data: Any, split: str, autocast: Any = nullcontext) -> Predictions:
+    """Every image of a split through the model: its logits (float32, on the CPU) and the labels."""
+    model.eval()
+    logits, labels = [], []
+    for x, y in data.eval_batches(split):
+        with autocast():
+            logits.append(model(x).float().cpu())
+        labels.append(y.cpu())
+    return Predictions(split, torch.cat(logits), torch.cat(labels), tuple(data.classes))
+
+
+def class_tag(name: str) -> str:
+    """A class name as a tag: "T-shirt/top" would make TensorBoard open one more level."""
+    return name.replace("/", "-")
+
+
+@dataclass
+class Predictions:
+    """A split's logits and labels, and what follows from them: loss, accuracy, per class, the confusion matrix."""
+
+    split: str
+    logits: torch.Tensor
+    labels: torch.Tensor
+    classes: tuple[str, ...]
+
+    @property
+    def confusion(self) -> torch.Tensor:
+        """counts[true class, predicted class]."""
+        n = len(self.classes)
+        return torch.bincount(self.labels * n + self.logits.argmax(1), minlength=n * n).reshape(n, n)
+
+    def metrics(self) -> dict[str, float]:
+        """`split/loss`, `split/acc`, and `split/acc_per_class/<class>` for each class the split has."""
+        s, counts = self.split, self.confusion
+        out = {
+            f"{s}/loss": float(F.cross_entropy(self.logits, self.labels, reduction="sum")) / len(self.labels),
+            f"{s}/acc": float(counts.diag().sum()) / len(self.labels),
+        }
+        for i, name in enumerate(self.classes):
+            if counts[i].sum():
+                out[f"{s}/acc_per_class/{class_tag(name)}"] = float(counts[i, i] / counts[i].sum())
+        return out
+
+
 class Trainer:
     """conf/trainer/default.yaml builds it; `setup` hands it the components; `fit` trains them."""
 
@@ -119,6 +165,7 @@ class Trainer:
         self.stop_signal: int | None = None  # set by the signal handler (or a callback); checked after every batch
         self.callbacks: list[Callback] = []
         self.resumed = False  # set by restore()
+        self.predictions: Predictions | None = None  # the test split's, once test() has run
 
     def prepare(self, seed: int, threads: int | None = None) -> None:
         """Threads, seeds and determinism, before anything is built. `threads` is used if trainer.threads is null."""
@@ -331,10 +378,21 @@ class Trainer:
             self._call("on_epoch_end", metrics)  # after the checkpoint: a run stopped here loses nothing
 
     def test(self) -> dict[str, float]:
-        """The test split, once, at the end; logged and kept in progress.metrics."""
-        metrics = evaluate(self.model, self.data, "test", self.autocast())
-        self.logger.log_scalars(metrics, self.progress.step)
-        self.progress.metrics.update(metrics)
+        """The test split, once, at the end, with the weights the objective chose: best.pt, the best epoch's.
+
+        The validation split chose that epoch; the test split chooses nothing. Logged, kept in progress.metrics
+        (with the confusion matrix and the epoch tested), and handed to the callbacks as `self.predictions`.
+        """
+        p, best = self.progress, self.checkpoint_dir / "best.pt"
+        p.tested_epoch = p.epoch
+        if p.best is not None and best.is_file():
+            self.model.load_state_dict(checkpoint.load(best, self.model, p.model_target)["model"])
+            p.tested_epoch = p.best.epoch
+        self.predictions = predict(self.model, self.data, "test", self.autocast())
+        metrics = self.predictions.metrics()
+        p.confusion = self.predictions.confusion.tolist()
+        self.logger.log_scalars(metrics, p.step)
+        p.metrics.update(metrics)
         self._call("on_test_end", metrics)
         return metrics
 

@@ -1,0 +1,94 @@
+"""Evaluation a researcher can read: the test split given the chosen epoch's weights, per-class views in
+TensorBoard, src/eval.py on a run, a checkpoint or a folder of runs, and the leaderboard's per-class line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from conftest import SMOKE, events, main, metrics, run_dirs
+from fashionlab.data import CLASSES
+from fashionlab.leaderboard import leaderboard, load_runs
+from fashionlab.training import class_tag
+
+# Synthetic data reaches val/acc 1.0 in epoch 1 and keeps it: the first best epoch (1) is the one chosen, though
+# the weights go on changing (the test loss of epoch 3's weights differs).
+THREE_EPOCHS = (*SMOKE, "trainer.max_epochs=3", "logging.embedding=false")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("three")
+    assert main(*THREE_EPOCHS, tmp=tmp) == 0
+    (run,) = run_dirs(tmp / "outputs")
+    return run
+
+
+def evaluation(tmp: Path, *args: str) -> dict:
+    assert main(*args, tmp=tmp, script="eval") == 0
+    (folder,) = run_dirs(tmp / "outputs" / "eval")
+    return json.loads((folder / "metrics.json").read_text())
+
+
+def test_every_run_writes_the_evaluation_views(run):
+    acc = events(run, images=0, histograms=0)
+    assert set(acc.PluginTagToContent("pr_curves")) == {f"test/pr_curve/{class_tag(c)}" for c in CLASSES}
+    assert {"test/confusion_matrix", "test/predictions"} <= set(acc.Tags()["images"])
+    figure = acc.Images("test/confusion_matrix")[0]
+    assert figure.width > 400 and figure.height > 400
+    histograms = acc.Tags()["histograms"]
+    assert {"weights/conv1.weight", "gradients/conv1.weight", "weights/fc3.bias"} <= set(histograms)
+    assert [e.step for e in acc.Histograms("weights/conv1.weight")] == [47, 94, 141]  # after every epoch
+    # Per-class accuracies, weighted by how many images each class has, are the overall accuracy.
+    m = metrics(run)
+    counts = m["test/confusion"]["counts"]
+    per_class = [m[f"test/acc_per_class/{class_tag(c)}"] for c in CLASSES]
+    weighted = sum(a * sum(row) for a, row in zip(per_class, counts)) / sum(map(sum, counts))
+    assert weighted == pytest.approx(m["test/acc"], abs=1e-12)
+    assert {f"test/acc_per_class/{class_tag(c)}" for c in CLASSES} <= set(acc.Tags()["scalars"])
+
+
+def test_the_test_split_is_given_the_chosen_epochs_weights_and_eval_reproduces_it(tmp_path, run):
+    m = metrics(run)
+    assert m["best"]["epoch"] == m["tested_epoch"] == 1 and m["epochs"] == 3
+    chosen = evaluation(tmp_path / "best", f"ckpt={run}")
+    assert chosen["checkpoint"] == str(run / "checkpoints" / "best.pt") and chosen["epoch"] == 1
+    assert (chosen["test/acc"], chosen["test/loss"]) == (m["test/acc"], m["test/loss"])  # exactly
+    assert chosen["test/confusion"] == m["test/confusion"]
+    last = evaluation(tmp_path / "last", f"ckpt={run}/checkpoints/last.pt")
+    assert last["epoch"] == 3 and last["test/loss"] != m["test/loss"]  # not the weights the run tested
+    val = evaluation(tmp_path / "val", f"ckpt={run}", "split=val")
+    assert val["val/acc"] == m["best"]["value"]  # the value the objective chose it by
+
+
+def test_eval_of_a_folder_of_runs_takes_its_best_run(tmp_path):
+    assert main("-m", *SMOKE, "optimizer.lr=0.05,0.0000001", "logging.embedding=false", tmp=tmp_path) == 0
+    (grid,) = (tmp_path / "multirun").glob("*/*")
+    best = max(run_dirs(grid), key=lambda r: metrics(r)["objective"]["value"])
+    assert evaluation(tmp_path, f"ckpt={grid}")["run"] == str(best)
+    board = leaderboard(load_runs(grid))
+    assert "test/acc: the test split, once, with the weights of each run's best epoch" in board
+    assert f"best run {metrics(best)['job']['num']}, test/acc per class (epoch 1): T-shirt/top " in board
+
+
+def test_a_bad_ckpt_is_one_paragraph_and_nothing_is_written(tmp_path, run, capsys):
+    other, empty = tmp_path / "other", tmp_path / "empty"
+    empty.mkdir()
+    shutil.copytree(run, other)
+    saved = OmegaConf.load(other / ".hydra" / "config.yaml")  # the run's config now builds another model
+    saved.model = {"_target_": "fashionlab.models.MLP", "num_classes": 10, "hidden": [256, 128], "dropout": 0.0}
+    OmegaConf.save(saved, other / ".hydra" / "config.yaml")
+    cases = {
+        str(tmp_path / "nowhere"): "there is no such file or folder",
+        str(empty): "is not a run folder (no .hydra/config.yaml) and holds no completed run",
+        str(other): "holds a fashionlab.models.LeNet5 but this config builds a fashionlab.models.MLP",
+    }
+    for ckpt, message in cases.items():
+        assert main(f"ckpt={ckpt}", tmp=tmp_path, script="eval") == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "outputs").exists()
