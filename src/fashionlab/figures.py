@@ -43,9 +43,9 @@ def predictions_figure(images: torch.Tensor, probs: torch.Tensor, labels: torch.
     """Each image titled with the predicted class, its probability and the true class; wrong ones in red."""
     plt = _pyplot()
     n = len(images)
-    cols = 8
+    cols = max(1, round(n**0.5))
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2 * cols, 2.3 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.4 * rows), squeeze=False)
     confidence, predicted = probs.max(1)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
@@ -53,9 +53,10 @@ def predictions_figure(images: torch.Tensor, probs: torch.Tensor, labels: torch.
             continue
         ax.imshow(images[i], cmap="gray_r")
         right = bool(predicted[i] == labels[i])
+        mark = "" if right else "WRONG: "
         ax.set_title(
-            f"{classes[int(predicted[i])]} {float(confidence[i]):.0%}\n(true: {classes[int(labels[i])]})",
-            fontsize=8,
+            f"{mark}{classes[int(predicted[i])]} {float(confidence[i]):.0%}\n(true: {classes[int(labels[i])]})",
+            fontsize=9,
             color="green" if right else "red",
         )
     fig.tight_layout()

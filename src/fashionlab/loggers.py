@@ -191,14 +191,14 @@ class TensorBoardLogger(Callback):
                 confusion_figure(predictions.confusion.tolist(), predictions.classes, title),
                 step,
             )
-        if self.predictions:
+        if self.predictions:  # the first images, and the mistakes it was surest of: what it gets wrong, and how
             n = self.prediction_samples
-            images = data.splits[split][0][:n].cpu()
-            w.add_figure(
-                f"{split}/predictions",
-                predictions_figure(images, probs[:n], predictions.labels[:n], predictions.classes),
-                step,
-            )
+            wrong = (probs.argmax(1) != predictions.labels).nonzero().flatten()
+            wrong = wrong[probs[wrong].max(1).values.argsort(descending=True)][: n // 2]
+            shown = torch.cat([torch.arange(n - len(wrong)), wrong])
+            images = data.splits[split][0][shown.to(data.splits[split][0].device)].cpu()
+            figure = predictions_figure(images, probs[shown], predictions.labels[shown], predictions.classes)
+            w.add_figure(f"{split}/predictions", figure, step)
         w.flush()
 
     def log_scalars(self, metrics: dict[str, float], step: int) -> None:
