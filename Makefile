@@ -1,5 +1,5 @@
 # make train   set up (venv, Fashion-MNIST) and train the default LeNet-5;  ARGS="optimizer.lr=0.01" adds overrides
-# make test    the whole test suite (offline, small generated data, a throwaway PostgreSQL; about 3 minutes on 2 cores)
+# make test    the whole test suite (offline, small generated data, a throwaway PostgreSQL; under 5 minutes on 2 cores)
 # make test-fast   the quick loop: runs and a search in this process, no servers (under a minute)
 # make lint    ruff (lint, import order), ruff format --check, mypy on src/; make format rewrites the formatting
 # make search [WORKERS=N]   the Optuna search (hparams_search=lenet5_optuna), N workers sharing one study

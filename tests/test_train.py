@@ -69,7 +69,7 @@ def test_run_directory_holds_metrics_config_and_checkpoints(run):
 def test_events_hold_every_view(run):
     acc = events(run, images=0)
     tags = acc.Tags()
-    assert tags["images"] == ["train/samples"]
+    assert sorted(tags["images"]) == ["test/confusion_matrix", "test/predictions", "train/samples"]
     image = acc.Images("train/samples")[0]
     assert image.width > 200 and image.height > 50  # a grid of 32 images, 8 per row
     scalars = set(tags["scalars"])
@@ -95,7 +95,18 @@ def test_projector_has_pixels_and_features_with_labels_and_thumbnails(run):
         assert len(labels) >= 40 and (folder / "sprite.png").stat().st_size > 1000
 
 
-WANTED = {"scalars", "images", "graphs", "projector", "hparams", "custom_scalars", "text"}
+WANTED = {
+    "scalars",
+    "images",
+    "graphs",
+    "projector",
+    "hparams",
+    "custom_scalars",
+    "text",
+    "pr_curves",
+    "histograms",
+    "distributions",
+}
 
 
 def test_tensorboard_serves_every_view(run):

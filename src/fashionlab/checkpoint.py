@@ -20,6 +20,11 @@ from fashionlab.config import UserError
 FORMAT = 1
 
 
+def model_target(model: torch.nn.Module) -> str:
+    """The model's class as a config names it (`fashionlab.models.LeNet5`): checkpoints are checked against it."""
+    return f"{type(model).__module__}.{type(model).__qualname__}"
+
+
 def rng_state(data_order: torch.Generator) -> dict:
     # weights_only=True refuses numpy arrays: keep numpy's state as a tensor and plain ints.
     kind, keys, pos, has_gauss, gauss = np.random.get_state()

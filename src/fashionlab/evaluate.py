@@ -77,7 +77,7 @@ def check(run: Path, ckpt: Path) -> None:
             model = instantiate(saved_config(run).model)
     except InstantiationException as e:
         raise UserError(f"The model config saved in {run}/.hydra/config.yaml cannot be built ({e}).") from None
-    checkpoint.load(ckpt, model, f"{type(model).__module__}.{type(model).__qualname__}")
+    checkpoint.load(ckpt, model, checkpoint.model_target(model))
 
 
 def evaluate(cfg: DictConfig, out: Path) -> dict[str, Any]:
@@ -95,8 +95,7 @@ def evaluate(cfg: DictConfig, out: Path) -> dict[str, Any]:
     saved = saved_config(run)
     device = pick_device(str(cfg.device))
     model = instantiate(saved.model)
-    target = f"{type(model).__module__}.{type(model).__qualname__}"
-    state = checkpoint.load(ckpt, model, target)
+    state = checkpoint.load(ckpt, model, checkpoint.model_target(model))
     model.load_state_dict(state["model"])
     model = model.to(device, memory_format=torch.channels_last if saved.trainer.channels_last else None)
     data = instantiate(saved.data)

@@ -205,8 +205,7 @@ class Trainer:
         self.make_scheduler = scheduler
         total_steps = self.max_epochs * data.steps_per_epoch()
         self.scheduler = scheduler(self.optimizer, total_steps=total_steps) if scheduler else None
-        target = f"{type(model).__module__}.{type(model).__qualname__}"
-        self.progress = Progress(total_steps=total_steps, model_target=target)
+        self.progress = Progress(total_steps=total_steps, model_target=checkpoint.model_target(model))
 
     def autocast(self):
         if self.precision == "bf16":
