@@ -6,8 +6,12 @@ A mistake of the user is a `UserError`: `train.py` prints it as one paragraph an
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig, OmegaConf
+
+if TYPE_CHECKING:
+    import torch
 
 
 class UserError(Exception):
@@ -97,7 +101,7 @@ def check_sweeper(sweeper: DictConfig) -> str | None:
     )
 
 
-def pick_device(name: str):
+def pick_device(name: str) -> torch.device:
     """The torch.device for trainer.device; `auto` takes cuda, then mps, then cpu."""
     import torch
 

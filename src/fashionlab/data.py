@@ -15,6 +15,7 @@ import shutil
 import struct
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -102,7 +103,9 @@ class ImageData:
         for x, y in zip(images.split(self.eval_batch_size), labels.split(self.eval_batch_size)):
             yield normalize(x), y
 
-    def _per_sample(self, images, labels, order, batch_size) -> Iterator[Batch]:
+    def _per_sample(
+        self, images: torch.Tensor, labels: torch.Tensor, order: torch.Tensor, batch_size: int
+    ) -> Iterator[Batch]:
         dataset = torch.utils.data.Subset(PerSampleDataset(images, labels), order.tolist())
         loader = torch.utils.data.DataLoader(
             dataset, batch_size=batch_size, shuffle=False, num_workers=self.num_workers
@@ -123,7 +126,7 @@ class PerSampleDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, i: int):
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         from PIL import Image
 
         return self.transform(Image.fromarray(self.images[i].numpy(), mode="L")), int(self.labels[i])
@@ -152,12 +155,12 @@ class FashionMNIST(ImageData):
     (`debian_dir`), else from torchvision's download.
     """
 
-    def __init__(self, root: str = "data", debian_dir: str = DEBIAN_DIR, **kwargs):
+    def __init__(self, root: str = "data", debian_dir: str = DEBIAN_DIR, **kwargs: Any):
         super().__init__(**kwargs)
         self.root = Path(root)
         self.debian_dir = Path(debian_dir)
 
-    def load(self):
+    def load(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         raw = self.root / "FashionMNIST" / "raw"
         if not all((raw / name).exists() for name in FILES):
             self._fetch(raw)
@@ -215,15 +218,15 @@ class FashionMNIST(ImageData):
 class Synthetic(ImageData):
     """Random images of Fashion-MNIST's shape, one noisy template per class: learnable, offline, instant."""
 
-    def __init__(self, num_train: int = 2000, num_test: int = 500, seed: int = 0, **kwargs):
+    def __init__(self, num_train: int = 2000, num_test: int = 500, seed: int = 0, **kwargs: Any):
         super().__init__(**kwargs)
         self.num_train, self.num_test, self.seed = num_train, num_test, seed
 
-    def load(self):
+    def load(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         g = torch.Generator().manual_seed(self.seed)
         templates = torch.rand(len(CLASSES), 28, 28, generator=g) * 255
 
-        def draw(n):
+        def draw(n: int) -> tuple[torch.Tensor, torch.Tensor]:
             labels = torch.randint(len(CLASSES), (n,), generator=g)
             noise = torch.randn(n, 28, 28, generator=g) * 30
             return (templates[labels] + noise).clamp(0, 255).to(torch.uint8), labels

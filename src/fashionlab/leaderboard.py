@@ -12,8 +12,10 @@ import math
 import sys
 from functools import cmp_to_key
 from pathlib import Path
+from typing import Any
 
 from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
 
 from fashionlab.progress import is_better
 from fashionlab.status import Status
@@ -68,7 +70,7 @@ def differing_keys(runs: list[dict]) -> list[str]:
     return [k for k in keys if len({json.dumps(r["hparams"].get(k), sort_keys=True) for r in runs}) > 1]
 
 
-def _fmt(value) -> str:
+def _fmt(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return "-" if value is None else str(value)
@@ -237,7 +239,7 @@ def write_sweep_run(sweep_dir: Path, runs: list[dict]) -> None:
 class SweepSummary(Callback):
     """At the end of a multirun: the search-level TensorBoard run, leaderboard.txt and comparison.png."""
 
-    def on_multirun_end(self, config, **kwargs) -> None:
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         import logging
 
         sweep_dir = Path(config.hydra.sweep.dir)

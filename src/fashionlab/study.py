@@ -20,7 +20,7 @@ import random
 import threading
 import time
 import warnings
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,7 @@ _IN_MEMORY: dict[str, optuna.Study] = {}  # storage=null: the sweeper's study, f
 
 
 @contextmanager
-def quiet_optuna():
+def quiet_optuna() -> Iterator[None]:
     """Optuna warns each time heartbeats are used: they are "experimental", and outside Study.optimize, where
     Optuna would beat itself. Here the jobs and the sweeper beat (Heartbeat): nothing to warn about."""
     with warnings.catch_warnings():
@@ -270,7 +270,7 @@ def retrying(call: Callable, what: str, timeout: float) -> Any:
             delay = min(2 * delay, 10.0)
 
 
-def load_study(study_name: str, storage: BaseStorage | None, **kwargs) -> optuna.Study:
+def load_study(study_name: str, storage: BaseStorage | None, **kwargs: Any) -> optuna.Study:
     if storage is None:
         return _IN_MEMORY[study_name]
     return optuna.load_study(study_name=study_name, storage=storage, **kwargs)
@@ -298,7 +298,7 @@ class Heartbeat:
             self._thread.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()

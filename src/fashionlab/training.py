@@ -15,7 +15,7 @@ import os
 import random
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,16 +207,16 @@ class Trainer:
         self.scheduler = scheduler(self.optimizer, total_steps=total_steps) if scheduler else None
         self.progress = Progress(total_steps=total_steps, model_target=checkpoint.model_target(model))
 
-    def autocast(self):
+    def autocast(self) -> Callable[[], Any]:
         if self.precision == "bf16":
             return lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)
         return nullcontext
 
     @contextmanager
-    def stop_on_signals(self):
+    def stop_on_signals(self) -> Iterator[None]:
         """SIGINT/SIGTERM finish the batch, write a checkpoint and raise Interrupted (see fit)."""
 
-        def request_stop(signum, frame):
+        def request_stop(signum: int, frame: Any) -> None:
             self.stop_signal = signum
             log.warning(f"signal {signum}: stopping after this batch and writing a checkpoint")
 
