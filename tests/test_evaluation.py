@@ -65,6 +65,7 @@ def test_the_test_split_is_given_the_chosen_epochs_weights_and_eval_reproduces_i
     assert val["val/acc"] == m["best"]["value"]  # the value the objective chose it by
 
 
+@pytest.mark.slow  # a grid of two runs, then an evaluation: in the full suite
 def test_eval_of_a_folder_of_runs_takes_its_best_run(tmp_path):
     assert main("-m", *SMOKE, "optimizer.lr=0.05,0.0000001", "logging.embedding=false", tmp=tmp_path) == 0
     (grid,) = (tmp_path / "multirun").glob("*/*")

@@ -33,6 +33,7 @@ def snapshot(run: Path) -> dict[str, bytes]:
     return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow  # four resumes refused: in the full suite
 @pytest.mark.parametrize(
     "damage,args,message",
     [
