@@ -73,9 +73,12 @@ def test_sigterm_checkpoints_the_running_trials_records_them_interrupted_and_lea
     assert search.returncode == 130, out
     assert "the search stopped (signal 15)" in out and "Traceback" not in out
 
-    trials = load_study(journal(tmp_path)).trials
+    everything = load_study(journal(tmp_path)).trials
+    trials = [t for t in everything if t.state != State.WAITING]
     assert len(trials) == 2 and all(t.state == State.FAIL for t in trials)
     assert all(t.system_attrs["fashionlab:failure"] == "interrupted" for t in trials)
+    queued = [t.user_attrs["fashionlab:continues"] for t in everything if t.state == State.WAITING]
+    assert sorted(queued) == sorted(t.number for t in trials)  # the next start continues them
     assert all(t.intermediate_values for t in trials)  # each job knew its trial and reported to the study
     a, b = (metrics(run) for run in run_dirs(study_dir))
     assert a["status"] == b["status"] == "interrupted"

@@ -129,12 +129,18 @@ def test_a_killed_workers_trial_fails_when_the_next_worker_starts_and_is_tried_a
     worker.wait()
     assert load_study(url).trials[0].state == State.RUNNING
     time.sleep(2.5)  # let the grace period (2 s) pass: a clock the test waits on, not a race
-    args = (*LONG, storage_arg(url), "hydra.sweeper.n_trials=1", "trainer.max_epochs=1")
+    args = (*LONG, storage_arg(url), "hydra.sweeper.n_trials=1")
     assert main("-m", *SMOKE, *SEARCH, *args, tmp=tmp_path) == 0  # the next worker, here in this process
     out = capsys.readouterr().out
     first, retry = load_study(url).trials
     assert first.state == State.FAIL and retry.state == State.COMPLETE and retry.params == dead.params
     assert f"trial {first.number} sent no heartbeat" in out and "queued again" in out
+    # The retry continues the dead trial's folder from its last checkpoint, and reports its epochs again.
+    assert f"trial {retry.number} continues trial {first.number} from its last checkpoint" in out
+    (run,) = run_dirs(tmp_path / "multirun")
+    assert metrics(run)["trial"] == retry.number and metrics(run)["epochs"] == 4
+    assert f"resuming {run} at epoch " in (run / "train.log").read_text()
+    assert retry.intermediate_values[1] == first.intermediate_values[1]
 
 
 def test_a_database_restart_is_ridden_out_and_a_lost_database_stops_the_worker_cleanly(tmp_path, postgres):
@@ -181,9 +187,15 @@ def test_an_interrupted_trial_is_recorded_as_failed_and_the_search_goes_on_when_
     # stop flag raised at step 5, as SIGINT would); test_faults.py sends real signals to other launchers.
     assert main("-m", *SMOKE, *SEARCH, "hydra.sweeper.n_trials=1", tmp=tmp_path, callbacks=[StopAtStep(5)]) == 130
     journal = tmp_path / "multirun" / "lenet5_optuna" / "optuna.journal"
-    (trial,) = load_study(journal).trials
+    trial, queued = load_study(journal).trials  # the interrupted trial, and its retry, waiting for the next start
     assert trial.state == State.FAIL and trial.system_attrs["fashionlab:failure"] == "interrupted"
+    assert queued.state == State.WAITING  # its parameters are fixed: the same as the interrupted one's
     (run,) = run_dirs(tmp_path / "multirun")
     assert metrics(run)["status"] == "interrupted" and (run / "checkpoints" / "last.pt").is_file()
-    assert main("-m", *SMOKE, *SEARCH, "hydra.sweeper.n_trials=1", tmp=tmp_path) == 0  # goes on: a new trial
-    assert [t.state for t in load_study(journal).trials] == [State.FAIL, State.COMPLETE]
+    assert main("-m", *SMOKE, *SEARCH, "hydra.sweeper.n_trials=1", tmp=tmp_path) == 0  # goes on
+    first, retry = load_study(journal).trials
+    assert (first.state, retry.state) == (State.FAIL, State.COMPLETE) and retry.params == first.params
+    assert retry.user_attrs["fashionlab:continues"] == first.number  # queued again when it was interrupted
+    (again,) = run_dirs(tmp_path / "multirun")  # its folder, from its checkpoint: step 5 was not trained twice
+    assert again == run and metrics(run)["trial"] == retry.number and metrics(run)["status"] == "completed"
+    assert f"resuming {run} at epoch 1, step 5" in (run / "train.log").read_text()

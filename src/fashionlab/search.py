@@ -83,10 +83,16 @@ class Trial(Callback):
         )
         self._trial = retrying(lambda: optuna.Trial(study, self.trial_id), f"open trial {number}", timeout)
         self.params = dict(self._trial.params)
+        # A retry that continues an earlier trial's checkpoint takes its reported values along (on_fit_start).
+        earlier = studies.continued(self.storage.get_trial(self.trial_id))
+        self.inherited = {} if earlier is None else dict(studies.trial_by_number(study, earlier).intermediate_values)
         self._heartbeat = studies.Heartbeat(self.storage, [self.trial_id])
 
     def on_fit_start(self, trainer: Trainer) -> None:
         self._heartbeat.__enter__()
+        if trainer.resumed:  # the epochs the earlier trial trained, as it reported them: the pruner judges alike
+            done = {e: v for e, v in self.inherited.items() if e <= trainer.progress.epoch}
+            retrying(lambda: [self._trial.report(v, step=e) for e, v in sorted(done.items())], "report", self.timeout)
 
     def on_epoch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
         """Report objective.metric for this epoch; stop the run as PRUNED if the pruner says it is losing.

@@ -41,6 +41,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)  # the sweeper says what it
 
 HEARTBEAT_ATTR = "fashionlab:heartbeat"  # the journal file's heartbeat: a trial system attribute (unix time)
 FAILURE_ATTR = "fashionlab:failure"  # why a trial failed (a Status, or why it was not needed), set before FAIL
+CONTINUES_ATTR = "fashionlab:continues"  # an interrupted trial's retry: the number of the trial it continues
 OWN_FAILURES = (str(Status.DIVERGED), str(Status.FAILED))  # a trial's own: counted in n_trials and the budget
 _IN_MEMORY: dict[str, optuna.Study] = {}  # storage=null: the sweeper's study, for jobs in the same process
 
@@ -331,6 +332,17 @@ def fail_stale_trials(study: optuna.Study) -> list[FrozenTrial]:
     with quiet_optuna():
         optuna.storages.fail_stale_trials(study)
     return [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if t.number in before]
+
+
+def continued(trial: FrozenTrial) -> int | None:
+    """The earlier trial this one takes over: a dead worker's (Optuna's retry sets `failed_trial`) or an
+    interrupted one (the sweeper queues it again with CONTINUES_ATTR). Its checkpoint is where this one goes on."""
+    number = trial.system_attrs.get("failed_trial")
+    return trial.user_attrs.get(CONTINUES_ATTR) if number is None else number
+
+
+def trial_by_number(study: optuna.Study, number: int) -> FrozenTrial:
+    return study._storage.get_trial(study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number))
 
 
 def count_trials(trials: list[FrozenTrial], below: int | None = None) -> tuple[int, int, int]:

@@ -271,15 +271,18 @@ class FashionlabOptunaSweeper(OptunaSweeperImpl):
         for key, value in fixed.items():  # _configure_trials copies fixed overrides into the trial's attributes
             if isinstance(value, str) and redact(value) != value:
                 trial.set_user_attr(key, redact(value))
-        name = self._dirname(trial)
+        name, resume = self._dirname(trial), tuple[str, ...]()
+        earlier = studies.continued(study._storage.get_trial(trial._trial_id))
+        if earlier is not None:  # a dead or interrupted trial's retry: in its folder, from its last checkpoint
+            folder = Path(studies.trial_by_number(study, earlier).user_attrs.get("run_dir", ""))
+            if (folder / "checkpoints" / "last.pt").is_file():
+                name, resume = folder.name, (f"resume='{folder}'",)
+                log.info(f"trial {trial.number} continues trial {earlier} from its last checkpoint ({folder})")
         run_dir = Path(self.cfg.hydra.sweep.dir) / name
         trial.set_user_attr("run_dir", str(run_dir))
         trial.set_user_attr("worker", self._worker)
-        return (
-            trial,
-            (*overrides, f"hydra.sweep.subdir='{name}'", f"++hydra.job.env_set.{search.TRIAL_ENV}={trial.number}"),
-            run_dir,
-        )
+        job = (f"hydra.sweep.subdir='{name}'", f"++hydra.job.env_set.{search.TRIAL_ENV}={trial.number}", *resume)
+        return trial, (*overrides, *job), run_dir
 
     def _surplus(self, study: optuna.Study, trial: optuna.Trial) -> bool:
         """Two workers that both saw one trial left both asked for it: the higher trial number yields."""
@@ -346,6 +349,9 @@ class FashionlabOptunaSweeper(OptunaSweeperImpl):
             log.warning(f"trial {trial.number} could not be recorded as failed: the study's disk is full too")
             return
         self._retry(lambda: self._finish(study, trial, TrialState.FAIL), f"record trial {trial.number}")
+        if reason == str(Status.INTERRUPTED):  # queued again: the next start continues it from its checkpoint
+            attrs = {**trial.user_attrs, studies.CONTINUES_ATTR: trial.number}
+            self._retry(lambda: study.enqueue_trial(trial.params, user_attrs=attrs), f"queue trial {trial.number}")
 
     @staticmethod
     def _finish(
