@@ -54,7 +54,7 @@ def alive_in_group(pgid: int) -> list[int]:
     ids=["joblib", "submitit"],
 )
 def test_sigterm_checkpoints_the_running_trials_records_them_interrupted_and_leaves_no_process(tmp_path, launcher):
-    args = ("-m", *SMOKE, *SEARCH, *launcher, "hydra.sweeper.n_trials=4", "data.num_train=4000", "trainer.max_epochs=3")
+    args = ("-m", *SMOKE, *SEARCH, *launcher, "hydra.sweeper.n_trials=4", "data.num_train=3000", "trainer.max_epochs=3")
     search = subprocess.Popen(
         command(*args, tmp=tmp_path),
         cwd=ROOT,

@@ -5,6 +5,7 @@ files (make test)."""
 from __future__ import annotations
 
 import runpy
+import shutil
 import sys
 from pathlib import Path
 from unittest import mock
@@ -119,9 +120,11 @@ def test_a_corrupt_journal_record_in_the_middle_is_one_message_and_the_file_is_l
 
 @pytest.mark.slow  # torn files: in the full suite
 def test_compare_skips_a_torn_metrics_json_with_one_warning(tmp_path, capsys):
-    assert main("-m", *SMOKE, "optimizer.lr=0.1,0.01", "logging.embedding=false", tmp=tmp_path) == 0
-    (sweep,) = (tmp_path / "multirun").glob("*/*")
-    torn, kept = run_dirs(sweep)
+    assert main(*SMOKE, "logging.embedding=false", tmp=tmp_path) == 0
+    sweep = tmp_path / "copies"  # two copies of a real run's folder: one of them torn, as a copy in progress is
+    torn, kept = sweep / "a", sweep / "b"
+    for copy in (torn, kept):
+        shutil.copytree(only_run(tmp_path / "outputs"), copy)
     (torn / "metrics.json").write_text((torn / "metrics.json").read_text()[:50])  # a copy in progress
     capsys.readouterr()
     with mock.patch.object(sys, "argv", ["compare.py", str(sweep)]), pytest.raises(SystemExit) as e:

@@ -188,3 +188,28 @@ def test_two_sweeps_started_together_get_their_own_directories(tmp_path):
         assert p.wait(120) == 0, p.stderr.read()
     assert sorted(d.name for d in tmp_path.iterdir()) == ["sweep", "sweep-2"]
     assert all(len(run_dirs(tmp_path / d)) == 1 for d in ("sweep", "sweep-2"))
+
+
+def test_a_freed_slot_is_refilled_while_another_trial_still_runs(tmp_path):
+    # Trials of 1, 3 and 5 epochs, two at a time (joblib): the third starts when the shorter of the first two
+    # ends, not when both have (Hydra's launchers wait for a whole batch; the sweeper launches one job a slot).
+    args = (
+        "-m",
+        *SMOKE,
+        *SEARCH,
+        *FIXED,
+        "optimizer.lr=0.05",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "hydra/sweeper/sampler=grid",
+        "hydra/sweeper/pruner=none",
+        "trainer.max_epochs=choice(1,3,5)",
+        "logging.embedding=false",
+    )
+    train(*args, tmp=tmp_path, timeout=240)
+    # The study's own clock: a trial starts when the sweeper asks for it, completes when it is told.
+    trials = sorted(load_study(journal(tmp_path)).trials, key=lambda t: t.datetime_start)
+    assert sorted(t.params["trainer.max_epochs"] for t in trials) == [1, 3, 5]  # every grid point once
+    first, second, third = trials
+    assert third.datetime_start < max(first.datetime_complete, second.datetime_complete)  # one still ran
+    assert third.datetime_start >= min(first.datetime_complete, second.datetime_complete)  # in the freed slot

@@ -288,13 +288,14 @@ class Heartbeat:
     the training. A trial that has finished is dropped.
     """
 
-    def __init__(self, storage: BaseStorage | None, trial_ids: list[int]):
-        self.storage, self.trial_ids = storage, list(trial_ids)
+    def __init__(self, storage: BaseStorage | None, trial_ids: list[int], always: bool = False):
+        """`always`: beat even while trial_ids is empty (the sweeper adds trials to it as it starts them)."""
+        self.storage, self.trial_ids, self.always = storage, list(trial_ids), always
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> Heartbeat:
-        if self.storage is not None and is_heartbeat_enabled(self.storage) and self.trial_ids:
+        if self.storage is not None and is_heartbeat_enabled(self.storage) and (self.trial_ids or self.always):
             self._thread = threading.Thread(target=self._run, name="fashionlab-heartbeat", daemon=True)
             self._thread.start()
         return self

@@ -75,8 +75,8 @@ class FashionlabOptunaSweeperConf(OptunaSweeperConf):
     # The pruner the jobs ask after every epoch (hydra/sweeper/pruner=median|successive_halving|hyperband|none);
     # any Optuna pruner with its arguments, e.g. a conf/hydra/sweeper/pruner/<name>.yaml of your own.
     pruner: Any = MISSING
-    # Trials asked of the study at once; null: as many as the launcher runs at once (joblib's n_jobs,
-    # SLURM's array_parallelism; 1 for the basic launcher).
+    # Trials kept in flight (a freed slot is refilled at once); null: as many as the launcher runs at once
+    # (joblib's n_jobs, SLURM's array_parallelism; 1 for the basic launcher).
     n_jobs: int | None = None  # type: ignore[assignment]
     # Running trials record a heartbeat every heartbeat_interval seconds; a trial without one for grace_period
     # seconds (its worker died) is marked failed by the next worker that starts or asks for a trial.

@@ -27,6 +27,7 @@ import socket
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -218,21 +219,15 @@ class FashionlabOptunaSweeper(OptunaSweeperImpl):
     def _run(self, study: optuna.Study, space: dict, fixed: dict, fixed_overrides: list[str]) -> None:
         n_jobs = self.n_jobs or search.parallel_jobs(self.cfg.hydra.launcher)
         start, (_, done_at_start, _) = time.monotonic(), self._counts(study)
+        if n_jobs > 1 and self.cfg.hydra.launcher._target_ != BASIC_LAUNCHER:
+            self._run_in_flight(study, space, fixed, fixed_overrides, n_jobs, start, done_at_start)
+            return
         while self.stopped is None:
             self._fail_stale(study)
             claimed, done, failed = self._counts(study)
-            if failed > self.max_failure_rate * self.n_trials:
-                fail(
-                    f"The search stopped: {failed} of its {self.n_trials} trials failed, more than "
-                    f"hydra.sweeper.max_failure_rate={self.max_failure_rate}. Each failed trial's train.log and "
-                    f"metrics.json (under {self.cfg.hydra.sweep.dir}) say why.",
-                    EXIT_NOT_COMPLETED,
-                )
+            self._check_budget(failed)
             if claimed >= self.n_trials:
-                log.info(
-                    f"the study has {done} finished and {claimed - done} running of its {self.n_trials} "
-                    f"trials: nothing more to start (raise hydra.sweeper.n_trials for more)"
-                )
+                self._say_complete(claimed, done)
                 return
             batch = [
                 self._ask(study, space, fixed, fixed_overrides) for _ in range(min(n_jobs, self.n_trials - claimed))
@@ -259,6 +254,74 @@ class FashionlabOptunaSweeper(OptunaSweeperImpl):
             if trial.user_attrs.get("worker") == self._worker:  # asked for, never launched: the signal came first
                 self._tell_failed(study, trial, str(Status.INTERRUPTED))
 
+    def _run_in_flight(
+        self,
+        study: optuna.Study,
+        space: dict,
+        fixed: dict,
+        fixed_overrides: list[str],
+        n_jobs: int,
+        start: float,
+        done_at_start: int,
+    ) -> None:
+        """Keep n_jobs trials in flight: each is launched on its own (a launch call of one job, in a thread of
+        its own), and a slot that frees is refilled at once, the study asked then, so that the sampler and the
+        pruner see every result there is at that moment. Hydra's launchers wait for a whole batch; one job per
+        launch keeps a fast trial's slot from waiting for the slowest of its batch."""
+        assert self.launcher is not None
+        running: dict[Future, optuna.Trial] = {}
+        with studies.Heartbeat(self.store, [], always=True) as beat, ThreadPoolExecutor(n_jobs) as slots:
+            while True:
+                if self.stopped is None:
+                    self._fail_stale(study)
+                    claimed, done, failed = self._counts(study)
+                    self._check_budget(failed)
+                    for _ in range(min(n_jobs - len(running), self.n_trials - claimed)):
+                        trial, overrides, _ = self._ask(study, space, fixed, fixed_overrides)
+                        if self._surplus(study, trial) or self.stopped is not None:
+                            continue
+                        beat.trial_ids.append(trial._trial_id)
+                        running[slots.submit(self.launcher.launch, [overrides], initial_job_idx=self.job_idx)] = trial
+                        self.job_idx += 1
+                if not running:
+                    break
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    trial = running.pop(future)
+                    try:
+                        (ret,) = future.result()
+                    except Exception as e:  # noqa: BLE001 - the launch itself failed (a worker process killed)
+                        reason = str(Status.INTERRUPTED) if self.stopped is not None else str(Status.FAILED)
+                        log.warning(
+                            f"trial {trial.number} {reason}: {redact(str(e).splitlines()[0] if str(e) else repr(e))}"
+                        )
+                        self._tell_failed(study, trial, reason)
+                        state, value = TrialState.FAIL, None
+                    else:
+                        state, value = self._tell(study, trial, ret)
+                    self._log_progress(study, trial, state, value, start, done_at_start)
+        if self.stopped is None:
+            claimed, done, _ = self._counts(study)
+            self._say_complete(claimed, done)
+        for trial in self._retry(lambda: study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)), "read"):
+            if trial.user_attrs.get("worker") == self._worker:  # asked for, never launched: the signal came first
+                self._tell_failed(study, trial, str(Status.INTERRUPTED))
+
+    def _check_budget(self, failed: int) -> None:
+        if failed > self.max_failure_rate * self.n_trials:
+            fail(
+                f"The search stopped: {failed} of its {self.n_trials} trials failed, more than "
+                f"hydra.sweeper.max_failure_rate={self.max_failure_rate}. Each failed trial's train.log and "
+                f"metrics.json (under {self.cfg.hydra.sweep.dir}) say why.",
+                EXIT_NOT_COMPLETED,
+            )
+
+    def _say_complete(self, claimed: int, done: int) -> None:
+        log.info(
+            f"the study has {done} finished and {claimed - done} running of its {self.n_trials} "
+            f"trials: nothing more to start (raise hydra.sweeper.n_trials for more)"
+        )
+
     @property
     def _worker(self) -> str:
         return f"{socket.gethostname()}:{os.getpid()}"
@@ -266,7 +329,10 @@ class FashionlabOptunaSweeper(OptunaSweeperImpl):
     def _ask(self, study: optuna.Study, space: dict, fixed: dict, fixed_overrides: list[str]) -> tuple:
         with studies.quiet_optuna():
             trial = self._retry(study.ask, "ask for a trial")
-        study.sampler = self._sampler(trial.number)  # before the parameters are drawn (_configure_trials)
+        if self.grid is None:  # before the parameters are drawn (_configure_trials)
+            study.sampler = self._sampler(trial.number)
+        # GridSampler keeps one instance: it shuffles its grid by its seed, so a point picked at ask() by one
+        # seed would be another point at suggest() under the next; it picks among unvisited points at random.
         (overrides,) = self._configure_trials([trial], space, fixed, fixed_overrides)
         for key, value in fixed.items():  # _configure_trials copies fixed overrides into the trial's attributes
             if isinstance(value, str) and redact(value) != value:
