@@ -26,7 +26,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -248,11 +248,9 @@ class FashionlabOptunaSweeper(OptunaSweeperImpl):
                     self._launching = False
             self.job_idx += len(returns)
             for (trial, _, _), ret in zip(batch, returns):
-                state, value = self._tell(study, trial, ret)
+                state, value = self._tell(study, trial, functools.partial(_job_outcome, ret))
                 self._log_progress(study, trial, state, value, start, done_at_start)
-        for trial in self._retry(lambda: study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)), "read"):
-            if trial.user_attrs.get("worker") == self._worker:  # asked for, never launched: the signal came first
-                self._tell_failed(study, trial, str(Status.INTERRUPTED))
+        self._fail_unlaunched(study)
 
     def _run_in_flight(
         self,
@@ -288,24 +286,19 @@ class FashionlabOptunaSweeper(OptunaSweeperImpl):
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in finished:
                     trial = running.pop(future)
-                    try:
-                        (ret,) = future.result()
-                    except Exception as e:  # noqa: BLE001 - the launch itself failed (a worker process killed)
-                        reason = str(Status.INTERRUPTED) if self.stopped is not None else str(Status.FAILED)
-                        log.warning(
-                            f"trial {trial.number} {reason}: {redact(str(e).splitlines()[0] if str(e) else repr(e))}"
-                        )
-                        self._tell_failed(study, trial, reason)
-                        state, value = TrialState.FAIL, None
-                    else:
-                        state, value = self._tell(study, trial, ret)
+                    state, value = self._tell(study, trial, functools.partial(_launch_outcome, future))
                     self._log_progress(study, trial, state, value, start, done_at_start)
         if self.stopped is None:
             claimed, done, _ = self._counts(study)
             self._say_complete(claimed, done)
+        self._fail_unlaunched(study)
+
+    def _fail_unlaunched(self, study: optuna.Study) -> None:
+        """This worker's trials still RUNNING after its loop were asked for but never launched (the signal came
+        first): interrupted, and queued again."""
         for trial in self._retry(lambda: study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)), "read"):
-            if trial.user_attrs.get("worker") == self._worker:  # asked for, never launched: the signal came first
-                self._tell_failed(study, trial, str(Status.INTERRUPTED))
+            if trial.user_attrs.get("worker") == self._worker:  # study.tell takes a Trial, not a FrozenTrial
+                self._tell_failed(study, optuna.Trial(study, trial._trial_id), str(Status.INTERRUPTED))
 
     def _check_budget(self, failed: int) -> None:
         if failed > self.max_failure_rate * self.n_trials:
@@ -369,16 +362,19 @@ class FashionlabOptunaSweeper(OptunaSweeperImpl):
             prefix, n = f"{trial.number:03d}-{n}", n + 1
         return f"{prefix}_{values}"
 
-    def _tell(self, study: optuna.Study, trial: optuna.Trial, ret: Any) -> tuple[TrialState, float | None]:
-        """Tell the study how the job ended: from its Outcome alone."""
+    def _tell(
+        self, study: optuna.Study, trial: optuna.Trial, outcome_of: Callable[[], Any]
+    ) -> tuple[TrialState, float | None]:
+        """Tell the study how the job ended: from its Outcome alone. `outcome_of()` returns it, or raises what the
+        job (or its launch: a worker process killed) raised."""
         try:
-            outcome = ret.return_value  # raises what the job raised
+            outcome = outcome_of()
         except DiskFull as e:  # the next trial would hit the same disk: fail this one and stop the worker
             self._tell_failed(study, trial, f"disk full: {e}")
             raise
         except studies.StorageLost:
             raise
-        except Exception as e:  # noqa: BLE001 - a job that raised (or a worker that died) is a failed trial
+        except Exception as e:  # noqa: BLE001 - a job that raised (or whose worker died) is a failed trial
             reason = str(Status.INTERRUPTED) if self.stopped is not None else str(Status.FAILED)
             log.warning(f"trial {trial.number} {reason}: {redact(str(e).splitlines()[0] if str(e) else repr(e))}")
             self._tell_failed(study, trial, reason)
@@ -481,6 +477,15 @@ class FashionlabOptunaSweeper(OptunaSweeperImpl):
         folder.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(OmegaConf.create(results), folder / "optimization_results.yaml")
         log.info(f"Best: trial {best.number}, value {best.value:.4f}, parameters {best.params}")
+
+
+def _job_outcome(ret: Any) -> Any:
+    return ret.return_value  # Hydra's JobReturn: raises what the job raised
+
+
+def _launch_outcome(future: Future) -> Any:
+    (ret,) = future.result()  # a launch of one job: raises what the launch raised (a worker process killed)
+    return ret.return_value
 
 
 def _duration(seconds: float) -> str:
