@@ -40,9 +40,15 @@ def main(cfg: DictConfig) -> dict:
 
 
 def check_ckpt(argv: list[str]) -> None:
-    """A ckpt= that is missing, not a run, or of another model: one paragraph and exit 2, before anything is written."""
-    from fashionlab.evaluate import check, locate
+    """A split= that is not one, a ckpt= that is missing, not a run, or of another model: one paragraph and exit 2,
+    before anything is written."""
+    from fashionlab.evaluate import SPLITS, check, locate
 
+    splits = [a.split("=", 1)[1] for a in argv[1:] if a.startswith("split=")]
+    if splits and splits[-1] not in SPLITS:
+        fail(
+            f"split={splits[-1]} is not one of {', '.join(SPLITS)}: evaluate on split=test (the default) or split=val."
+        )
     given = [a.split("=", 1)[1] for a in argv[1:] if a.startswith("ckpt=")]
     if not given:
         return  # Hydra says that ckpt is missing (or --help, --cfg)

@@ -87,9 +87,10 @@ def test_a_bad_ckpt_is_one_paragraph_and_nothing_is_written(tmp_path, run, capsy
         str(tmp_path / "nowhere"): "there is no such file or folder",
         str(empty): "is not a run folder (no .hydra/config.yaml) and holds no completed run",
         str(other): "holds a fashionlab.models.LeNet5 but this config builds a fashionlab.models.MLP",
+        f"{run} split=train": "split=train is not one of test, val",
     }
     for ckpt, message in cases.items():
-        assert main(f"ckpt={ckpt}", tmp=tmp_path, script="eval") == 2
+        assert main(*f"ckpt={ckpt}".split(" "), tmp=tmp_path, script="eval") == 2
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "outputs").exists()
