@@ -26,6 +26,7 @@ FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3
 DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
 
 Batch = tuple[torch.Tensor, torch.Tensor]
+_LAST_SPLITS: dict[str, Any] = {}  # the splits this process made last (ImageData.setup)
 
 
 def normalize(images: torch.Tensor) -> torch.Tensor:
@@ -41,7 +42,7 @@ class ImageData:
     def __init__(
         self,
         batch_size: int = 128,
-        eval_batch_size: int = 5000,
+        eval_batch_size: int = 1000,
         val_size: int = 5000,
         split_seed: int = 0,
         in_memory: bool = True,
@@ -59,7 +60,24 @@ class ImageData:
         """Return train images, train labels, test images, test labels (uint8 N x 28 x 28, int64 N)."""
         raise NotImplementedError
 
+    def source(self) -> tuple:
+        """What load() reads, to tell whether the splits this process made last are the same (see setup)."""
+        return ()
+
     def setup(self, device: torch.device) -> None:
+        """The three splits, on `device`. A process that runs trial after trial (a search under the basic or
+        joblib launcher) reads and splits the same data each time: the last splits are kept and reused
+        (read-only: batches are copies) while the source and the split settings are the same."""
+        key = (type(self).__name__, *self.source(), self.val_size, self.split_seed)
+        if _LAST_SPLITS.get("key") != key:
+            _LAST_SPLITS.clear()
+            _LAST_SPLITS.update(key=key, splits=self._split())
+        self.splits = dict(_LAST_SPLITS["splits"])
+        if self.in_memory:
+            self.splits = {k: (x.to(device), y.to(device)) for k, (x, y) in self.splits.items()}
+        self.device = device
+
+    def _split(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         train_x, train_y, test_x, test_y = self.load()
         if self.val_size >= len(train_x):
             raise UserError(
@@ -69,14 +87,11 @@ class ImageData:
         # The split depends on split_seed alone, so runs with different seeds are judged on the same images.
         perm = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(self.split_seed))
         val, train = perm[: self.val_size], perm[self.val_size :]
-        self.splits = {
+        return {
             "train": (train_x[train], train_y[train]),
             "val": (train_x[val], train_y[val]),
             "test": (test_x, test_y),
         }
-        if self.in_memory:
-            self.splits = {k: (x.to(device), y.to(device)) for k, (x, y) in self.splits.items()}
-        self.device = device
 
     def size(self, split: str) -> int:
         return len(self.splits[split][1])
@@ -160,6 +175,11 @@ class FashionMNIST(ImageData):
         self.root = Path(root)
         self.debian_dir = Path(debian_dir)
 
+    def source(self) -> tuple:
+        raw = (self.root / "FashionMNIST" / "raw").resolve()
+        stats = [(raw / name).stat() if (raw / name).exists() else None for name in FILES]
+        return (str(raw), *[(s.st_size, s.st_mtime_ns) if s else None for s in stats])
+
     def load(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         raw = self.root / "FashionMNIST" / "raw"
         if not all((raw / name).exists() for name in FILES):
@@ -221,6 +241,9 @@ class Synthetic(ImageData):
     def __init__(self, num_train: int = 2000, num_test: int = 500, seed: int = 0, **kwargs: Any):
         super().__init__(**kwargs)
         self.num_train, self.num_test, self.seed = num_train, num_test, seed
+
+    def source(self) -> tuple:
+        return self.num_train, self.num_test, self.seed
 
     def load(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         g = torch.Generator().manual_seed(self.seed)

@@ -110,6 +110,7 @@ def build(
 
 
 def train(cfg: DictConfig) -> Outcome:
+    start = time.time()  # the job's own time: building, training, testing, recording
     hc = cast(DictConfig, HydraConfig.get())  # a DictConfig at run time, typed as the dataclass it was made of
     run_dir, in_search = Path(hc.runtime.output_dir), hc.mode == RunMode.MULTIRUN
     trial = search.open_trial(hc, cfg)  # None unless the project's sweeper launched this job
@@ -131,7 +132,6 @@ def train(cfg: DictConfig) -> Outcome:
         record.save_config(run_dir, cfg, hc)  # only now: a resume that fails changes nothing in the run folder
         log.info(f"resuming {run_dir} at epoch {p.epoch + 1}, step {p.step}")
 
-    start = time.time()
     try:
         outcome = trainer.run()
     except BaseException as e:
