@@ -69,7 +69,7 @@ def add_embedding(
         f.write("\n".join(rows) + "\n")
     config = getattr(w, "_projector_config", None) or ProjectorConfig()
     config.embeddings.extend([get_embedding_info(metadata, label_img, subdir, step, tag)])
-    w._projector_config = config  # type: ignore[attr-defined]
+    w._projector_config = config
     write_pbtxt(logdir, text_format.MessageToString(config))
 
 
