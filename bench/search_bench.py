@@ -46,9 +46,25 @@ JOBLIB = ("hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
 NOPRUNER = "hydra/sweeper/pruner=none"
 
 
+def python(repo: Path) -> str:
+    """This venv's interpreter, without this checkout on its path for another checkout: `pip install -e .` puts
+    src/ on sys.path, and two copies of the sweeper plugin would register the same config name. A venv that
+    reads this venv's packages but not its .pth files (made once in /tmp) runs the other checkout."""
+    if repo == ROOT:
+        return sys.executable
+    venv = Path(tempfile.gettempdir()) / "fashionlab-baseline-venv"
+    if not (venv / "bin" / "python").exists():
+        subprocess.run(
+            [sys.executable.replace(str(ROOT / ".venv"), sys.base_prefix), "-m", "venv", str(venv)], check=True
+        )
+    site = next((venv / "lib").glob("python3.*/site-packages"))
+    (site / "fashionlab-venv.pth").write_text(next(p for p in sys.path if p.endswith("site-packages")) + "\n")
+    return str(venv / "bin" / "python")
+
+
 def command(repo: Path, tmp: Path, name: str, trials: int, *extra: str) -> list[str]:
     return [
-        sys.executable,
+        python(repo),
         str(repo / "src/train.py"),
         "-m",
         "hparams_search=lenet5_optuna",

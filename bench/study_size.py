@@ -77,9 +77,11 @@ def write_study(path: Path, name: str, finished: int) -> int:
 def grow(folder: Path, total: int, repo: Path = ROOT) -> dict:
     """Run the preset's search (of checkout `repo`) on synthetic data up to `total` trials; what it cost."""
     start = time.time()
+    from search_bench import python
+
     subprocess.run(
         [
-            sys.executable,
+            python(repo),
             str(repo / "src/train.py"),
             "-m",
             "hparams_search=lenet5_optuna",
