@@ -42,6 +42,8 @@ SWEEPER_NUMBERS = {
     "heartbeat_interval": (int, 1, True, None),
     "grace_period": (int, 1, True, None),
     "storage_timeout": (float, 0.0, True, None),
+    "confirm.top_k": (int, 0, True, None),
+    "confirm.seeds": (int, 1, True, None),
 }
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("32", "bf16")

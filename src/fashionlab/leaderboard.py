@@ -2,14 +2,20 @@
 
 Reads each run's metrics.json (written by every run and every trial: pruned and failed ones too). Ranked:
 completed runs by their objective, then pruned trials (stopped early, so not comparable with finished ones),
-then runs that failed. Kept free of torch except for writing the TensorBoard run.
+then runs that failed. Runs that differ only by their seed (or data.split_seed) are repeats of one
+configuration: where there are repeats, the configurations come first, with n, mean, standard deviation and
+a 95% t-interval, and whether the best can be told apart from the runner-up (Welch's t-test).
+Kept free of torch except for writing the TensorBoard run.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import statistics
 import sys
+from dataclasses import dataclass
 from functools import cmp_to_key
 from pathlib import Path
 from typing import Any
@@ -22,6 +28,8 @@ from fashionlab.status import Status
 
 SWEEP_RUN = "_sweep"  # the search-level TensorBoard run, beside the trials' runs
 _RANK = {Status.COMPLETED: 0, Status.PRUNED: 1}  # everything else after these
+REPEAT_KEYS = ("seed", "data.split_seed")  # what a repeat varies: runs that differ only here are one configuration
+ALPHA = 0.05  # Welch's t-test of the best configuration against the runner-up; 95% intervals
 
 
 def load_runs(root: Path) -> list[dict]:
@@ -64,6 +72,171 @@ def ranked(runs: list[dict]) -> list[dict]:
     return sorted(runs, key=cmp_to_key(compare))
 
 
+def configuration(hparams: dict) -> str:
+    """What a run chose, less what a repeat varies: runs with the same text are repeats of one configuration."""
+    return json.dumps({k: v for k, v in hparams.items() if k not in REPEAT_KEYS}, sort_keys=True, default=str)
+
+
+def config_id(hparams: dict) -> str:
+    """A short, stable name of the configuration (the HPARAMS column `config`)."""
+    return hashlib.sha1(configuration(hparams).encode()).hexdigest()[:6]
+
+
+def seed_of(run: dict) -> object:
+    return run.get("seed", run["hparams"].get("seed"))
+
+
+@dataclass
+class Group:
+    """The runs of one configuration: the search's trial (if any) and its repeats."""
+
+    runs: list[dict]
+
+    @property
+    def first(self) -> dict:
+        """The run that names the group: the trial (not one of its confirmation runs), else the first."""
+        return next((r for r in self.runs if r.get("confirms") is None), self.runs[0])
+
+    @property
+    def done(self) -> list[dict]:
+        return [r for r in self.runs if r["status"] == Status.COMPLETED and not math.isnan(objective(r))]
+
+    @property
+    def values(self) -> list[float]:
+        return [objective(r) for r in self.done]
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.values) if self.done else objective(self.first)
+
+    @property
+    def sd(self) -> float:
+        return statistics.stdev(self.values) if len(self.done) > 1 else float("nan")
+
+    def interval(self) -> float:
+        """Half the width of the 95% t-interval of the mean."""
+        n = len(self.done)
+        if n < 2:
+            return float("nan")
+        from scipy.stats import t
+
+        return float(t.ppf(1 - ALPHA / 2, n - 1)) * self.sd / math.sqrt(n)
+
+    def test(self) -> list[float]:
+        return [r["test/acc"] for r in self.done if r.get("test/acc") is not None]
+
+    @property
+    def status(self) -> Status:
+        return Status.COMPLETED if self.done else Status(self.first["status"])
+
+
+def grouped(runs: list[dict]) -> list[Group]:
+    """One Group per configuration, best first: repeated configurations (by mean), then single runs as ranked()."""
+    by_key: dict[str, list[dict]] = {}
+    for r in ranked(runs):
+        by_key.setdefault(configuration(r["hparams"]), []).append(r)
+    mode = runs[0]["objective"]["mode"] if runs else "max"
+
+    def compare(a: Group, b: Group) -> int:
+        ra, rb = _RANK.get(a.status, 2), _RANK.get(b.status, 2)
+        if ra != rb:
+            return ra - rb
+        if (len(a.done) > 1) != (len(b.done) > 1):  # confirmed before single runs
+            return -1 if len(a.done) > 1 else 1
+        return -1 if is_better(a.mean, b.mean, mode) else 1 if is_better(b.mean, a.mean, mode) else 0
+
+    return sorted((Group(g) for g in by_key.values()), key=cmp_to_key(compare))
+
+
+def verdict(groups: list[Group]) -> str | None:
+    """Whether the best repeated configuration can be told apart from the runner-up (Welch's t-test)."""
+    repeated = [g for g in groups if len(g.done) > 1]
+    if len(repeated) < 2:
+        return None
+    best, second = repeated[0], repeated[1]
+    import warnings
+
+    from scipy.stats import ttest_ind
+
+    with warnings.catch_warnings():  # equal values: scipy warns of precision loss, and p is nan (a tie)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p = float(ttest_ind(best.values, second.values, equal_var=False).pvalue)
+    keys = [k for k in differing_keys([g.first for g in groups]) if k not in REPEAT_KEYS]
+    a, b = _label(best.first, keys), _label(second.first, keys)
+    metric = best.first["objective"]["metric"]
+    said = (
+        f"{a} is better than {b}: Welch's t-test p = {p:.3f} < {ALPHA}"
+        if p < ALPHA  # nan (no spread at all) is not
+        else f"{a} and {b} tie: the data cannot tell them apart (Welch's t-test p = {p:.2f} >= {ALPHA})"
+    )
+    return (
+        f"best against runner-up, {metric} over seeds: {a} {best.mean:.4f} +/- {best.sd:.4f} (n={len(best.done)}), "
+        f"{b} {second.mean:.4f} +/- {second.sd:.4f} (n={len(second.done)}): {said}"
+    )
+
+
+def _label(run: dict, keys: list[str]) -> str:
+    """A search's trial by its number; a configuration of a grid by what it chose."""
+    n = run.get("confirms", run.get("trial"))
+    return f"trial {n}" if n is not None else ",".join(f"{k}={_fmt(run['hparams'].get(k))}" for k in keys)
+
+
+def configurations(runs: list[dict]) -> str | None:
+    """The table of configurations, if any has repeats: n, mean +/- sd, 95% interval, test/acc, seeds."""
+    groups = grouped(runs)
+    if all(len(g.runs) < 2 for g in groups):
+        return None
+    keys = [k for k in differing_keys([g.first for g in groups]) if k not in REPEAT_KEYS]
+    metric = runs[0]["objective"]["metric"]
+    header = [
+        "#",
+        "run",
+        *keys,
+        "n",
+        f"{metric} mean +/- sd",
+        "95% interval",
+        "test/acc mean +/- sd",
+        "seeds",
+        "status",
+    ]
+    rows = []
+    for i, g in enumerate(groups, 1):
+        test = g.test()
+        name = g.first.get("trial", number(g.first))
+        rows.append(
+            [
+                str(i),
+                str(name) if name is not None else g.first["name"],
+                *[_fmt(g.first["hparams"].get(k)) for k in keys],
+                str(len(g.done)),
+                f"{g.mean:.4f} +/- {g.sd:.4f}" if len(g.done) > 1 else _fmt(g.mean),
+                f"{g.mean - g.interval():.4f} .. {g.mean + g.interval():.4f}" if len(g.done) > 1 else "-",
+                f"{statistics.fmean(test):.4f} +/- {statistics.stdev(test):.4f}"
+                if len(test) > 1
+                else _fmt(test[0] if test else None),
+                ",".join(str(seed) for seed in sorted((seed_of(r) for r in g.runs), key=_number_first)),
+                g.status,
+            ]
+        )
+    table = _table(header, rows)
+    said = verdict(groups)
+    note = (
+        f"Configurations: runs that differ only by {' or '.join(REPEAT_KEYS)} are one; n counts the completed runs; "
+        f"sd is the standard deviation over them, the interval the mean's 95% t-interval."
+    )
+    return "\n".join([table, "", note, *([said] if said else [])])
+
+
+def _number_first(value: object) -> tuple:
+    return (not isinstance(value, (int, float)), value if isinstance(value, (int, float)) else 0, str(value))
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(row[c]) for row in [header, *rows]) for c in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *rows]]
+    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
+
+
 def differing_keys(runs: list[dict]) -> list[str]:
     """Hyperparameters that take more than one value among the runs, in the order runs list them (searched first)."""
     keys = list(dict.fromkeys(k for r in runs for k in r["hparams"]))
@@ -77,11 +250,14 @@ def _fmt(value: object) -> str:
 
 
 def leaderboard(runs: list[dict]) -> str:
-    keys = differing_keys(runs)
+    """The configurations (where there are repeats), then every run but a search's confirmation runs."""
+    grouped_table = configurations(runs)
+    own = [r for r in runs if r.get("confirms") is None] or runs
+    keys = differing_keys(own)
     metric = runs[0]["objective"]["metric"]
     header = ["#", "run", *keys, f"best {metric}", "test/acc", "epochs", "time_s", "status"]
     rows = []
-    for i, r in enumerate(ranked(runs), 1):
+    for i, r in enumerate(ranked(own), 1):
         name = str(number(r)) if number(r) is not None else r["name"]
         epochs = f"{r['epochs']}/{r['max_epochs']}" if r.get("max_epochs") else str(r["epochs"])
         rows.append(
@@ -96,10 +272,9 @@ def leaderboard(runs: list[dict]) -> str:
                 r["status"],
             ]
         )
-    widths = [max(len(row[c]) for row in [header, *rows]) for c in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *rows]]
     notes = [f"test/acc: the test split, once, with the weights of each run's best epoch (chosen by {metric})."]
-    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:], "", *notes, *best_run_classes(runs)])
+    table = "\n".join([_table(header, rows), "", *notes, *best_run_classes(own)])
+    return table if grouped_table is None else f"{grouped_table}\n\nRuns:\n{table}"
 
 
 def best_run_classes(runs: list[dict]) -> list[str]:
@@ -155,8 +330,15 @@ def _explained(values: list, y: list[float]) -> float:
 
 
 def in_order(runs: list[dict]) -> list[dict]:
-    """Trials in the order they were started (trial or job number), else by folder name."""
-    return sorted(runs, key=lambda r: (number(r) is None, number(r) or 0, r["name"]))
+    """Trials in the order they were started (trial or job number), else by folder name; not a search's
+    confirmation runs (they repeat a trial: see confirmed())."""
+    own = [r for r in runs if r.get("confirms") is None]
+    return sorted(own, key=lambda r: (number(r) is None, number(r) or 0, r["name"]))
+
+
+def confirmed(runs: list[dict]) -> list[Group]:
+    """The configurations of a search's trials that were repeated with other seeds (hydra.sweeper.confirm)."""
+    return [g for g in grouped(runs) if g.first.get("trial") is not None and len(g.done) > 1]
 
 
 def best_so_far(runs: list[dict], mode: str) -> list[float]:
@@ -195,6 +377,17 @@ def plot(runs: list[dict], path: Path) -> None:
     if failed:
         ax.scatter(failed, [floor] * len(failed), marker="x", color="red", label="failed")
     ax.step(xs, best_so_far(ordered, mode), where="post", color="black", label="best so far")
+    repeated = confirmed(runs)
+    if repeated:
+        ax.errorbar(
+            [g.first["trial"] for g in repeated],
+            [g.mean for g in repeated],
+            yerr=[g.sd for g in repeated],
+            fmt="D",
+            color="tab:green",
+            capsize=4,
+            label="confirmed: mean +/- sd over seeds",
+        )
     ax.set(xlabel="trial", ylabel=metric, title=f"{metric} per trial")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend()
@@ -232,6 +425,9 @@ def write_sweep_run(sweep_dir: Path, runs: list[dict]) -> None:
                 w.add_scalar(f"sweep/pruned_{metric}", value, number(r))
             if not math.isnan(best):
                 w.add_scalar(f"sweep/best_{metric}", best, number(r))
+        for g in confirmed(runs):  # mean and spread over seeds, at the trial's number
+            w.add_scalar(f"sweep/confirmed_{metric}_mean", g.mean, g.first["trial"])
+            w.add_scalar(f"sweep/confirmed_{metric}_sd", g.sd, g.first["trial"])
         table = "\n".join("    " + line for line in leaderboard(runs).splitlines())
         w.add_text("sweep/leaderboard", table, 0)
 

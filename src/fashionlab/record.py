@@ -81,6 +81,7 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 # `scheme://user:password@host` and `password=...` (a libpq keyword or URL query): the password becomes ***.
+CONFIRMS_ENV = "FASHIONLAB_CONFIRMS"  # set by the sweeper on a confirmation run: the trial it repeats
 _URL_PASSWORD = re.compile(r"([a-zA-Z][\w+.-]*://[^/\s:@]*):[^@\s]*@")
 _KEYWORD_PASSWORD = re.compile(r"(password\s*=\s*)[^\s&]+", re.IGNORECASE)
 
@@ -119,9 +120,12 @@ def hparams(cfg: DictConfig, hc: DictConfig, searched: Sequence[str] = ()) -> di
 
 
 def tensorboard_hparams(chosen: dict, status: Status) -> dict:
-    """HPARAMS takes bool, number or string: anything else (lists, None) is shown as text; the status is a column."""
+    """HPARAMS takes bool, number or string: anything else (lists, None) is shown as text. The status is a column,
+    and so is `config`, the configuration's short name: runs that differ only by seed share it (sort by it)."""
+    from fashionlab.leaderboard import config_id
+
     values = {k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in chosen.items()}
-    return {**values, "status": str(status)}
+    return {**values, "config": config_id(chosen), "status": str(status)}
 
 
 def run_info() -> dict[str, str]:
@@ -222,7 +226,12 @@ def write_metrics(
         "images_per_s": round(progress.images_per_s) if progress.images_per_s else None,
         "job": {"num": hc.job.get("num"), "overrides": [redact(o) for o in hc.overrides.task]},
         "hparams": chosen,
+        "seed": cfg.seed,
+        "split_seed": OmegaConf.select(cfg, "data.split_seed", default=None),
     }
+    confirms = OmegaConf.select(hc, f"job.env_set.{CONFIRMS_ENV}", default=None)
+    if confirms is not None:  # a confirmation run of a search's trial (the sweeper's hydra.sweeper.confirm)
+        result["confirms"] = int(confirms)
     if trial is not None:
         result.update(study=trial.study_name, trial=trial.number)
     try:

@@ -14,6 +14,8 @@ extended where it stops short (hydra issues #1710, #1954):
   other processes too, which write their checkpoints; the trials are recorded as interrupted and the search
   exits 130; a full disk fails the trial and stops the worker (exit 3).
 - No `Study.stop` outside `optimize` (the released sweeper's crash when a grid's last trial fails).
+- Confirmation (hydra.sweeper.confirm): the best trials trained again with new seeds, through the same launcher;
+  their mean and spread are study attributes, and optimization_results.yaml gives the confirmed choice.
 """
 
 from __future__ import annotations
@@ -37,10 +39,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
-from fashionlab import search
+from fashionlab import leaderboard, search
 from fashionlab import study as studies
 from fashionlab.config import UserError, check_sweeper
-from fashionlab.record import DiskFull, redact
+from fashionlab.record import CONFIRMS_ENV, DiskFull, read_status, redact
 from fashionlab.status import EXIT_INTERRUPTED, EXIT_NOT_COMPLETED, EXIT_USER_ERROR, Outcome, Status, fail
 from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides
 
@@ -88,6 +90,7 @@ class FashionlabOptunaSweeper(OptunaSweeperImpl):
         grace_period: int,
         retry_dead_trials: bool,
         storage_timeout: float,
+        confirm: Any,
     ):
         numbers = dict(
             n_trials=n_trials,
@@ -96,6 +99,7 @@ class FashionlabOptunaSweeper(OptunaSweeperImpl):
             grace_period=grace_period,
             heartbeat_interval=heartbeat_interval,
             storage_timeout=storage_timeout,
+            confirm=confirm,
         )
         problems = check_sweeper(OmegaConf.create(numbers))  # before the released sweeper asserts on some of them
         if problems:
@@ -106,6 +110,7 @@ class FashionlabOptunaSweeper(OptunaSweeperImpl):
         self.sampler_cfg, self.pruner_cfg = sampler, pruner
         self.heartbeat_interval, self.grace_period = heartbeat_interval, grace_period
         self.retry_dead_trials, self.storage_timeout = retry_dead_trials, storage_timeout
+        self.confirm, self.confirmed = confirm, dict[str, Any]()
         self.stopped: str | None = None  # why the search stops after its running trials (a signal)
         self._launching = False
 
@@ -127,8 +132,12 @@ class FashionlabOptunaSweeper(OptunaSweeperImpl):
             self.n_trials = min(self.n_trials, math.prod(len(v) for v in self.grid.values()))
         try:
             study = self._open_study()
+            self._save_command()
             with self._stop_on_signals():
-                self._run(study, space, fixed, fixed_overrides)
+                if not self.confirm.only:
+                    self._run(study, space, fixed, fixed_overrides)
+                if self.stopped is None and self.confirm.top_k > 0:
+                    self._confirm(study, fixed, fixed_overrides)
         except (studies.StorageLost, DiskFull) as e:  # the database stayed away, or the disk is full
             fail(str(e), EXIT_NOT_COMPLETED)
         except UserError as e:
@@ -140,6 +149,15 @@ class FashionlabOptunaSweeper(OptunaSweeperImpl):
                 f"as interrupted; run the same command again to go on"
             )
             sys.exit(EXIT_INTERRUPTED)
+
+    def _save_command(self) -> None:
+        """multirun.yaml in the study's folder, as Hydra's basic sweeper writes it: the search's config and its
+        command-line overrides (src/confirm.py runs them again). Passwords masked."""
+        folder = Path(self.cfg.hydra.sweep.dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        text = redact(OmegaConf.to_yaml(self.cfg))
+        with suppress(OSError):  # a record for later: a full disk shows itself with the first trial
+            (folder / "multirun.yaml").write_text(text)
 
     def _retry(self, call: Any, what: str) -> Any:
         return studies.retrying(call, what, self.storage_timeout)
@@ -461,6 +479,103 @@ class FashionlabOptunaSweeper(OptunaSweeperImpl):
             f"{_duration(elapsed)} elapsed, {left}"
         )
 
+    def _confirm(self, study: optuna.Study, fixed: dict, fixed_overrides: list[str]) -> None:
+        """Train the top_k completed trials again with `seeds` new seeds each, through the search's launcher, into
+        <sweep dir>/confirm/<trial folder>/seed=<s>/. A run already completed there is not trained again, one
+        with a checkpoint continues from it. Then each trial's mean and spread over its seeds (its own run
+        included) are recorded as a study attribute, ranked, and the best tested against the runner-up."""
+        c, folder = self.confirm, Path(self.cfg.hydra.sweep.dir)
+        done = self._retry(lambda: study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), "read trials")
+        maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+        top = sorted(done, key=lambda t: t.value if maximize else -t.value, reverse=True)[: c.top_k]
+        if not top:
+            log.warning("no completed trial to confirm")
+            return
+        base = int(OmegaConf.select(self.cfg, "seed", default=0))
+        seeds = [base + i for i in range(1, c.seeds + 1)]
+        repeat = {"seed", "data.split_seed"}  # what a confirmation run sets itself
+        fixed = {k: v for k, v in fixed.items() if k not in repeat}
+        fixed_overrides = [o for o in fixed_overrides if o.split("=", 1)[0].lstrip("+~") not in repeat]
+        jobs, trained = [], 0
+        for t in top:
+            name = Path(t.user_attrs["run_dir"]).name
+            for seed in seeds:
+                sub = f"confirm/{name}/seed={seed}"
+                if read_status(folder / sub) == Status.COMPLETED:
+                    trained += 1
+                    continue
+                resume = (f"resume='{folder / sub}'",) if (folder / sub / "checkpoints" / "last.pt").is_file() else ()
+                jobs.append(
+                    (
+                        *(f"{k}={v}" for k, v in {**t.params, **fixed}.items()),
+                        *fixed_overrides,
+                        f"seed={seed}",
+                        *((f"data.split_seed={seed}",) if c.split_seed else ()),
+                        f"hydra.sweep.subdir='{sub}'",
+                        f"++hydra.job.env_set.{CONFIRMS_ENV}={t.number}",
+                        *resume,
+                    )
+                )
+        log.info(
+            f"confirming trials {', '.join(str(t.number) for t in top)} with seeds {seeds}"
+            f"{' and as many validation splits' if c.split_seed else ''}: {len(jobs)} runs to train"
+            + (f" ({trained} done already)" if trained else "")
+        )
+        if jobs:
+            assert self.launcher is not None
+            self._launching = True
+            try:
+                returns = self.launcher.launch(jobs, initial_job_idx=self.job_idx)
+            except KeyboardInterrupt:  # the basic launcher, outside a run's training loop
+                self.stopped, returns = self.stopped or "interrupted", []
+            finally:
+                self._launching = False
+            self.job_idx += len(jobs)
+            for ret in returns:
+                with suppress(Exception):  # a run that raised is a failed run: the leaderboard shows it
+                    if ret.return_value.status == Status.INTERRUPTED and self.stopped is None:
+                        self.stopped = "a confirmation run was interrupted"
+        self._record_confirmation(study, [t.number for t in top])
+
+    def _record_confirmation(self, study: optuna.Study, numbers: list[int]) -> None:
+        runs = [r for r in leaderboard.load_runs(Path(self.cfg.hydra.sweep.dir)) if leaderboard.number(r) is not None]
+        groups = [g for g in leaderboard.grouped(runs) if g.first.get("trial") in numbers and len(g.runs) > 1]
+        trials = {}
+        for rank, g in enumerate(groups, 1):
+            test = g.test()
+            summary = {
+                "rank": rank,
+                "n": len(g.done),
+                "mean": g.mean,
+                "sd": g.sd,
+                "interval95": [g.mean - g.interval(), g.mean + g.interval()],
+                "seeds": [leaderboard.seed_of(r) for r in g.done],
+                "test_acc_mean": sum(test) / len(test) if test else None,
+                "runs": len(g.runs),
+            }
+            number = g.first["trial"]
+            # Optuna keeps a finished trial's attributes as they were (UpdateFinishedTrialError): the
+            # confirmation is the study's attribute, one per trial (optuna-dashboard: Study User Attributes).
+            self._retry(functools.partial(study.set_user_attr, f"confirmed trial {number}", summary), "record")
+            trials[number] = summary
+            log.info(
+                f"confirmed trial {number}: {self.cfg.objective.metric} {g.mean:.4f} +/- {g.sd:.4f} over "
+                f"{len(g.done)} seeds ({len(g.runs) - len(g.done)} not completed)"
+            )
+        said = leaderboard.verdict(groups)
+        if said:
+            log.info(said)
+        if groups and len(groups[0].done) > 1:
+            best = groups[0].first
+            self.confirmed = {
+                "best_trial": best["trial"],
+                "best_params": dict(studies.trial_by_number(study, best["trial"]).params),
+                "mean": groups[0].mean,
+                "sd": groups[0].sd,
+                "verdict": said,
+                "trials": trials,
+            }
+
     def _write_results(self, study: optuna.Study) -> None:
         best = studies.best_trial(study)
         if best is None:
@@ -473,6 +588,8 @@ class FashionlabOptunaSweeper(OptunaSweeperImpl):
             "best_params": best.params,
             "best_value": best.value,
         }
+        if self.confirmed:  # the confirmed choice, beside the search's own
+            results["confirmed"] = self.confirmed
         folder = Path(self.cfg.hydra.sweep.dir)  # a late worker that started no trial has not made it yet
         folder.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(OmegaConf.create(results), folder / "optimization_results.yaml")
