@@ -44,6 +44,9 @@ SWEEPER_NUMBERS = {
     "storage_timeout": (float, 0.0, True, None),
     "confirm.top_k": (int, 0, True, None),
     "confirm.seeds": (int, 1, True, None),
+    "timeout": (float, 0.0, True, None),
+    "patience": (int, 1, True, None),
+    "target": (float, -math.inf, True, None),
 }
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("32", "bf16")

@@ -78,7 +78,7 @@ def configuration(hparams: dict) -> str:
 
 
 def config_id(hparams: dict) -> str:
-    """A short, stable name of the configuration (the HPARAMS column `config`)."""
+    """A short, stable name of the configuration (the HPARAMS column `repeat_group`)."""
     return hashlib.sha1(configuration(hparams).encode()).hexdigest()[:6]
 
 

@@ -121,11 +121,11 @@ def hparams(cfg: DictConfig, hc: DictConfig, searched: Sequence[str] = ()) -> di
 
 def tensorboard_hparams(chosen: dict, status: Status) -> dict:
     """HPARAMS takes bool, number or string: anything else (lists, None) is shown as text. The status is a column,
-    and so is `config`, the configuration's short name: runs that differ only by seed share it (sort by it)."""
+    and so is `repeat_group`, the configuration's short name: runs that differ only by seed share it."""
     from fashionlab.leaderboard import config_id
 
     values = {k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in chosen.items()}
-    return {**values, "config": config_id(chosen), "status": str(status)}
+    return {**values, "repeat_group": config_id(chosen), "status": str(status)}
 
 
 def run_info() -> dict[str, str]:

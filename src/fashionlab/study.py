@@ -41,6 +41,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)  # the sweeper says what it
 
 HEARTBEAT_ATTR = "fashionlab:heartbeat"  # the journal file's heartbeat: a trial system attribute (unix time)
 FAILURE_ATTR = "fashionlab:failure"  # why a trial failed (a Status, or why it was not needed), set before FAIL
+IMPORTED_ATTR = "fashionlab:imported"  # a finished run added as a trial (warm_start_from): the run's folder
 CONTINUES_ATTR = "fashionlab:continues"  # an interrupted trial's retry: the number of the trial it continues
 OWN_FAILURES = (str(Status.DIVERGED), str(Status.FAILED))  # a trial's own: counted in n_trials and the budget
 _IN_MEMORY: dict[str, optuna.Study] = {}  # storage=null: the sweeper's study, for jobs in the same process
@@ -97,6 +98,10 @@ class JournalFile(JournalFileBackend):
                     f.truncate(size)
                     raise
 
+    def bytes_read(self) -> int:
+        """How far into the file the records read so far reach (Optuna keeps each record's offset)."""
+        return max(self._log_number_offset.values())
+
     def _cut_torn_tail(self) -> None:
         with open(self._file_path, "r+b") as f:
             size = f.seek(0, os.SEEK_END)
@@ -152,7 +157,8 @@ class JournalFileStorage(JournalStorage, BaseHeartbeat):
         grace_period: int | None = None,
         stale_trial_callback: Callable | None = None,
     ):
-        super().__init__(JournalFile(path))
+        self.backend = JournalFile(path)
+        super().__init__(self.backend)
         self.heartbeat_interval, self.grace_period = heartbeat_interval, grace_period
         self.stale_trial_callback = stale_trial_callback
 
@@ -248,14 +254,16 @@ def _journal(
     """The journal file's storage, one per file and process. Opening a journal replays it from its first record
     (2,000 finished trials: about 40,000 records); a process that runs trial after trial (the sweeper and its jobs
     under the basic launcher, a joblib worker) keeps the storage it opened and reads only the records added since.
-    A file that was replaced (another inode: a study deleted and started again) is opened afresh."""
+    A file that was replaced (another inode: a study deleted and started again, a repaired journal moved into
+    place) or that is shorter than what was read of it (rewritten in place) is opened and read afresh."""
     stat = os.stat(path) if os.path.exists(path) else None
     key = (os.path.abspath(path), heartbeat_interval, grace_period)
     known = _JOURNALS.get(key)
     if known is not None and stat is not None and known[1] == (stat.st_dev, stat.st_ino):
         storage = known[0]
-        storage.stale_trial_callback = stale_trial_callback or storage.stale_trial_callback
-        return storage
+        if stat.st_size >= storage.backend.bytes_read():
+            storage.stale_trial_callback = stale_trial_callback or storage.stale_trial_callback
+            return storage
     storage = JournalFileStorage(path, heartbeat_interval, grace_period, stale_trial_callback)
     stat = os.stat(path)
     _JOURNALS[key] = (storage, (stat.st_dev, stat.st_ino))
@@ -372,13 +380,19 @@ def count_trials(trials: list[FrozenTrial], below: int | None = None) -> tuple[i
 
     A trial counts if it completed, was pruned, failed by itself, or is running. One that was interrupted
     or whose worker died does not: it is replaced (a dead one by its retry), so the study reaches n_trials.
+    Nor does a finished run added as a trial (hydra.sweeper.warm_start_from): the study did not train it.
     `below`: count only the trials numbered below it.
     """
-    trials = [t for t in trials if below is None or t.number < below]
-    own = [t for t in trials if t.state == TrialState.FAIL and t.system_attrs.get(FAILURE_ATTR) in OWN_FAILURES]
+    trials = [t for t in trials if (below is None or t.number < below) and IMPORTED_ATTR not in t.system_attrs]
+    own = [t for t in trials if own_failure(t)]
     done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)] + own
     running = [t for t in trials if t.state == TrialState.RUNNING]
     return len(done) + len(running), len(done), len(own)
+
+
+def own_failure(trial: FrozenTrial) -> bool:
+    """A trial that failed by itself (diverged, raised): not one interrupted, not needed, or whose worker died."""
+    return trial.state == TrialState.FAIL and trial.system_attrs.get(FAILURE_ATTR) in OWN_FAILURES
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:

@@ -103,6 +103,22 @@ class FashionlabOptunaSweeperConf(OptunaSweeperConf):
     storage_timeout: float = 120.0
     confirm: ConfirmConfig = field(default_factory=ConfirmConfig)
 
+    # Budgets besides n_trials; each ends this worker's search with a line that says why (trials running then
+    # finish, and are recorded). timeout: seconds of wall time for this worker, after which no trial starts.
+    # target: a completed trial's objective at least this good (>= for max, <= for min). patience: that many
+    # finished trials in a row (completed, pruned or failed) since the study's best brought no better one.
+    timeout: float | None = None
+    target: float | None = None
+    patience: int | None = None
+    # Parameter sets tried first, once per study however often the search starts, e.g.
+    # [{optimizer: sgd, optimizer.lr: 0.001}]: keys are the search's parameters (hydra.sweeper.params); one
+    # that a set leaves out is drawn by the sampler.
+    enqueue: list[Any] = field(default_factory=list)
+    # Folders of finished runs (a grid, another study) added to the study once as completed trials, where the
+    # runs chose a value for every searched parameter that fits the search space and report the same
+    # objective.metric. They inform the sampler and do not count towards n_trials.
+    warm_start_from: list[str] = field(default_factory=list)
+
 
 PROVIDER = "fashionlab_optuna_sweeper"
 cs = ConfigStore.instance()

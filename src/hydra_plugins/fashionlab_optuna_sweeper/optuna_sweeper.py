@@ -91,6 +91,11 @@ class FashionlabOptunaSweeper(OptunaSweeperImpl):
         retry_dead_trials: bool,
         storage_timeout: float,
         confirm: Any,
+        timeout: float | None,
+        target: float | None,
+        patience: int | None,
+        enqueue: Any,
+        warm_start_from: Any,
     ):
         numbers = dict(
             n_trials=n_trials,
@@ -100,6 +105,9 @@ class FashionlabOptunaSweeper(OptunaSweeperImpl):
             heartbeat_interval=heartbeat_interval,
             storage_timeout=storage_timeout,
             confirm=confirm,
+            timeout=timeout,
+            target=target,
+            patience=patience,
         )
         problems = check_sweeper(OmegaConf.create(numbers))  # before the released sweeper asserts on some of them
         if problems:
@@ -111,6 +119,9 @@ class FashionlabOptunaSweeper(OptunaSweeperImpl):
         self.heartbeat_interval, self.grace_period = heartbeat_interval, grace_period
         self.retry_dead_trials, self.storage_timeout = retry_dead_trials, storage_timeout
         self.confirm, self.confirmed = confirm, dict[str, Any]()
+        self.timeout, self.target, self.patience, self.enqueue = timeout, target, patience, list(enqueue or [])
+        self.warm_start_from = [Path(str(f)) for f in warm_start_from or []]
+        self.spent: str | None = None  # which budget ended the search (timeout, target, patience)
         self.stopped: str | None = None  # why the search stops after its running trials (a signal)
         self._launching = False
 
@@ -133,6 +144,7 @@ class FashionlabOptunaSweeper(OptunaSweeperImpl):
         try:
             study = self._open_study()
             self._save_command()
+            self._warm_start(study, space)
             with self._stop_on_signals():
                 if not self.confirm.only:
                     self._run(study, space, fixed, fixed_overrides)
@@ -149,6 +161,76 @@ class FashionlabOptunaSweeper(OptunaSweeperImpl):
                 f"as interrupted; run the same command again to go on"
             )
             sys.exit(EXIT_INTERRUPTED)
+
+    def _warm_start(self, study: optuna.Study, space: dict) -> None:
+        """hydra.sweeper.enqueue (tried first, once per study) and warm_start_from (finished runs as trials)."""
+        for i, params in enumerate(self.enqueue):
+            params = dict(params)
+            self._check_fits(params, space, f"hydra.sweeper.enqueue[{i}]")
+            before = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+            self._retry(functools.partial(study.enqueue_trial, params, skip_if_exists=True), "queue a trial")
+            if len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,))) > before:
+                log.info(f"queued {params} (hydra.sweeper.enqueue): tried before the sampler's trials")
+        if not self.warm_start_from:
+            return
+        metric = OmegaConf.select(self.cfg, "objective.metric")
+        known = {t.system_attrs.get(studies.IMPORTED_ATTR) for t in study.get_trials(deepcopy=False)}
+        added, skipped = 0, []
+        for folder in self.warm_start_from:
+            if not folder.is_dir():
+                raise UserError(
+                    f"hydra.sweeper.warm_start_from: {folder} is not a folder. Give folders of finished runs, e.g. "
+                    f"multirun/2026-11-29/12-00-00 or another study's multirun/<study_name>."
+                )
+            for run in leaderboard.load_runs(folder):
+                where = str(run["dir"].resolve())
+                if run["status"] != Status.COMPLETED or where in known or run.get("confirms") is not None:
+                    continue
+                saved = run["dir"] / ".hydra" / "config.yaml"
+                config = OmegaConf.load(saved) if saved.is_file() else OmegaConf.create()
+                params = {k: run["hparams"].get(k, OmegaConf.select(config, k, default=None)) for k in space}
+                fits = run["objective"]["metric"] == metric and all(
+                    v is not None and space[k]._contains(space[k].to_internal_repr(v)) for k, v in params.items()
+                )
+                if not fits:
+                    skipped.append(run["name"])
+                    continue
+                trial = optuna.trial.create_trial(
+                    params=params,
+                    distributions=space,
+                    value=run["objective"]["value"],
+                    system_attrs={studies.IMPORTED_ATTR: where},
+                    user_attrs={"imported_from": where, "run_dir": where},
+                )
+                self._retry(functools.partial(study.add_trial, trial), "add a trial")
+                added += 1
+        log.info(
+            f"warm start: {added} finished runs added to the study as trials (hydra.sweeper.warm_start_from)"
+            + (
+                f"; {len(skipped)} left out (another objective, or parameters outside the search space)"
+                if skipped
+                else ""
+            )
+        )
+
+    @staticmethod
+    def _check_fits(params: dict, space: dict, where: str) -> None:
+        for key, value in params.items():
+            if key not in space:
+                raise UserError(
+                    f"{where} sets {key}, which the search does not search: its parameters are "
+                    f"{', '.join(space)} (hydra.sweeper.params). Use those keys."
+                )
+            dist = space[key]
+            try:
+                fits = dist._contains(dist.to_internal_repr(value))
+            except (ValueError, TypeError):
+                fits = False
+            if not fits:
+                raise UserError(
+                    f"{where}: {key}={value!r} is outside its search space ({dist}). Choose a value inside it, or "
+                    f"widen hydra.sweeper.params.{key}."
+                )
 
     def _save_command(self) -> None:
         """multirun.yaml in the study's folder, as Hydra's basic sweeper writes it: the search's config and its
@@ -247,6 +329,8 @@ class FashionlabOptunaSweeper(OptunaSweeperImpl):
             if claimed >= self.n_trials:
                 self._say_complete(claimed, done)
                 return
+            if self._budget_spent(study, start):
+                return
             batch = [
                 self._ask(study, space, fixed, fixed_overrides) for _ in range(min(n_jobs, self.n_trials - claimed))
             ]
@@ -292,7 +376,8 @@ class FashionlabOptunaSweeper(OptunaSweeperImpl):
                     self._fail_stale(study)
                     claimed, done, failed = self._counts(study)
                     self._check_budget(failed)
-                    for _ in range(min(n_jobs - len(running), self.n_trials - claimed)):
+                    free = 0 if self.spent or self._budget_spent(study, start) else n_jobs - len(running)
+                    for _ in range(min(free, self.n_trials - claimed)):
                         trial, overrides, _ = self._ask(study, space, fixed, fixed_overrides)
                         if self._surplus(study, trial) or self.stopped is not None:
                             continue
@@ -306,7 +391,7 @@ class FashionlabOptunaSweeper(OptunaSweeperImpl):
                     trial = running.pop(future)
                     state, value = self._tell(study, trial, functools.partial(_launch_outcome, future))
                     self._log_progress(study, trial, state, value, start, done_at_start)
-        if self.stopped is None:
+        if self.stopped is None and self.spent is None:
             claimed, done, _ = self._counts(study)
             self._say_complete(claimed, done)
         self._fail_unlaunched(study)
@@ -317,6 +402,45 @@ class FashionlabOptunaSweeper(OptunaSweeperImpl):
         for trial in self._retry(lambda: study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)), "read"):
             if trial.user_attrs.get("worker") == self._worker:  # study.tell takes a Trial, not a FrozenTrial
                 self._tell_failed(study, optuna.Trial(study, trial._trial_id), str(Status.INTERRUPTED))
+
+    def _budget_spent(self, study: optuna.Study, start: float) -> bool:
+        """Whether hydra.sweeper.timeout, target or patience says to start no more trials; says why, once."""
+        if self.spent is None:
+            self.spent = self._why_spent(study, start)
+            if self.spent is not None:
+                log.info(f"the search stops: {self.spent}; no more trials start (running ones finish)")
+        return self.spent is not None
+
+    def _why_spent(self, study: optuna.Study, start: float) -> str | None:
+        elapsed = time.monotonic() - start
+        if self.timeout is not None and elapsed >= self.timeout:
+            return f"hydra.sweeper.timeout={self.timeout:g} s reached ({_duration(elapsed)} elapsed)"
+        if self.target is None and self.patience is None:
+            return None
+        trials = self._retry(lambda: study.get_trials(deepcopy=False), "read the trials")
+        best = studies.best_trial(study)
+        metric = OmegaConf.select(self.cfg, "objective.metric", default="value")
+        if best is not None and best.value is not None and self.target is not None:
+            maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+            if (best.value >= self.target) if maximize else (best.value <= self.target):
+                return (
+                    f"trial {best.number} reached the target (hydra.sweeper.target={self.target:g}): "
+                    f"{metric} {best.value:.4f}"
+                )
+        if self.patience is not None:
+            finished = sorted(
+                (t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED) or studies.own_failure(t)),
+                key=lambda t: t.datetime_complete or t.datetime_start,
+            )
+            since = next((i for i, t in enumerate(finished) if best is not None and t.number == best.number), -1)
+            without = len(finished) - since - 1
+            if without >= self.patience:
+                after = f"since trial {best.number} ({metric} {best.value:.4f})" if best else "without a completed one"
+                return (
+                    f"{without} finished trials in a row brought no better one {after} "
+                    f"(hydra.sweeper.patience={self.patience})"
+                )
+        return None
 
     def _check_budget(self, failed: int) -> None:
         if failed > self.max_failure_rate * self.n_trials:

@@ -1,0 +1,90 @@
+"""A search's life cycle: warm starts (queued parameter sets, finished runs brought in), and budgets that end it."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from conftest import SEARCH, SMOKE, journal, load_study, main, metrics, run_dirs
+
+State = optuna.trial.TrialState
+SMALL = (*SMOKE, *SEARCH, "data.num_train=600", "data.val_size=200", "hydra/sweeper/pruner=none")
+FIXED = ("optimizer=sgd", "optimizer.weight_decay=0.0001", "model.conv2_channels=16", "model.fc1_features=120")
+
+
+@pytest.mark.slow  # two searches: in the full suite
+def test_queued_parameters_are_the_first_trials_once_however_often_the_search_starts(tmp_path, capsys):
+    queued = "hydra.sweeper.enqueue=[{optimizer:sgd,optimizer.lr:0.001,data.batch_size:64}]"
+    assert main("-m", *SMALL, "hydra.sweeper.n_trials=2", queued, tmp=tmp_path) == 0
+    assert "(hydra.sweeper.enqueue): tried before the sampler's trials" in capsys.readouterr().out
+    assert main("-m", *SMALL, "hydra.sweeper.n_trials=3", queued, tmp=tmp_path) == 0  # started again
+    trials = load_study(journal(tmp_path)).trials
+    assert len(trials) == 3 and all(t.state == State.COMPLETE for t in trials)
+    first = trials[0].params
+    assert (first["optimizer"], first["optimizer.lr"], first["data.batch_size"]) == ("sgd", 0.001, 64)
+    same = [t for t in trials if t.params["optimizer.lr"] == 0.001 and t.params["optimizer"] == "sgd"]
+    assert len(same) == 1  # not queued again
+
+
+def test_a_queued_set_outside_the_search_space_is_one_clear_error(tmp_path, capsys):
+    bad = "hydra.sweeper.enqueue=[{optimizer.lr:5.0}]"
+    assert main("-m", *SMALL, "hydra.sweeper.n_trials=1", bad, tmp=tmp_path) == 2
+    err = capsys.readouterr().err
+    assert "hydra.sweeper.enqueue[0]: optimizer.lr=5.0 is outside its search space" in err and "Traceback" not in err
+    unknown = "hydra.sweeper.enqueue=[{optimizer.momentum:0.9}]"
+    assert main("-m", *SMALL, "hydra.sweeper.n_trials=1", unknown, tmp=tmp_path) == 2
+    assert "sets optimizer.momentum, which the search does not search" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # a grid and two searches
+def test_the_finished_runs_of_a_grid_become_trials_of_a_study_once(tmp_path, capsys):
+    grid = tmp_path / "grid"
+    assert (
+        main(
+            "-m",
+            *SMOKE,
+            *FIXED,
+            "data.batch_size=64",
+            "optimizer.lr=0.01,0.001",
+            f"hydra.sweep.dir={grid}",
+            "data.num_train=600",
+            "data.val_size=200",
+            tmp=tmp_path,
+        )
+        == 0
+    )
+    values = {metrics(r)["hparams"]["optimizer.lr"]: metrics(r)["objective"]["value"] for r in run_dirs(grid)}
+    warm = f"hydra.sweeper.warm_start_from=[{grid}]"
+    assert main("-m", *SMALL, "hydra.sweeper.n_trials=1", warm, tmp=tmp_path) == 0
+    assert "warm start: 2 finished runs added to the study as trials" in capsys.readouterr().out
+    assert main("-m", *SMALL, "hydra.sweeper.n_trials=1", warm, tmp=tmp_path) == 0  # not added again
+    trials = load_study(journal(tmp_path)).trials
+    imported = [t for t in trials if "imported_from" in t.user_attrs]
+    assert {t.params["optimizer.lr"]: t.value for t in imported} == values
+    assert len(trials) == 3  # the 2 runs, and the 1 trial n_trials asked for: imported runs do not count
+
+
+@pytest.mark.parametrize(
+    "budget, reason",
+    [
+        ("hydra.sweeper.target=0.0", "reached the target (hydra.sweeper.target=0)"),
+        ("hydra.sweeper.patience=1", "finished trials in a row brought no better one"),
+        ("hydra.sweeper.timeout=2", "hydra.sweeper.timeout=2 s reached"),
+    ],
+)
+def test_each_budget_ends_the_search_with_its_reason(tmp_path, capsys, budget, reason):
+    assert main("-m", *SMALL, "hydra.sweeper.n_trials=50", budget, tmp=tmp_path) == 0
+    out = capsys.readouterr().out
+    stop = next(line for line in out.splitlines() if "the search stops: " in line)
+    assert reason in stop
+    study = load_study(journal(tmp_path))
+    trials = study.trials
+    assert 0 < len(trials) < 50 and all(t.state == State.COMPLETE for t in trials)
+    if "target" in budget:
+        assert len(trials) == 1  # the first completed trial is at least 0
+    elif "patience" in budget:  # every trial but the last improved on the best before it
+        values = [t.value for t in trials]
+        assert all(b > max(values[: i + 1]) for i, b in enumerate(values[1:-1])) and values[-1] <= max(values[:-1])
+    else:  # no trial started after the deadline (the search's start, 2 s)
+        first = min(t.datetime_start for t in trials)
+        assert all((t.datetime_start - first).total_seconds() < 2 for t in trials)
