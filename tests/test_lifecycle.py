@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import optuna
 import pytest
 
@@ -88,3 +90,32 @@ def test_each_budget_ends_the_search_with_its_reason(tmp_path, capsys, budget, r
     else:  # no trial started after the deadline (the search's start, 2 s)
         first = min(t.datetime_start for t in trials)
         assert all((t.datetime_start - first).total_seconds() < 2 for t in trials)
+
+
+def test_importance_of_a_pruned_search_comes_from_the_deepest_epoch_all_trials_reached(tmp_path):
+    from fashionlab.leaderboard import importance, leaderboard, load_runs
+
+    for n in range(10):  # the learning rate decides; batch size is noise; only 2 trials completed
+        lr, batch = 10 ** -(1 + n % 5), (64, 128)[n % 2]
+        value = 0.9 - 0.1 * (n % 5) + 0.001 * (n % 3)
+        status = "completed" if n < 2 else "pruned"
+        curve = {"1": value, "2": value + 0.01} if status == "completed" else {"1": value}
+        folder = tmp_path / f"{n:03d}"
+        folder.mkdir()
+        run = {
+            "status": status,
+            "objective": {"metric": "val/acc", "mode": "max", "value": curve["1"], "curve": curve},
+            "epochs": len(curve),
+            "max_epochs": 2,
+            "wall_time_s": 1.0,
+            "trial": n,
+            "job": {"num": n},
+            "hparams": {"optimizer.lr": lr, "data.batch_size": batch},
+        }
+        (folder / "metrics.json").write_text(json.dumps(run))
+    runs = load_runs(tmp_path)
+    scores, source, data = importance(runs)
+    assert source.startswith("val/acc at epoch 1, the deepest epoch all 10 runs reached") and len(data) == 10
+    for name in ("fANOVA", "PED-ANOVA"):
+        assert max(scores[name], key=scores[name].get) == "optimizer.lr"
+    assert "importance (fANOVA / PED-ANOVA), from val/acc at epoch 1" in leaderboard(runs)

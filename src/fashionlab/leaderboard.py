@@ -273,7 +273,7 @@ def leaderboard(runs: list[dict]) -> str:
             ]
         )
     notes = [f"test/acc: the test split, once, with the weights of each run's best epoch (chosen by {metric})."]
-    table = "\n".join([_table(header, rows), "", *notes, *best_run_classes(own)])
+    table = "\n".join([_table(header, rows), "", *notes, *best_run_classes(own), *importance_line(importance(runs))])
     return table if grouped_table is None else f"{grouped_table}\n\nRuns:\n{table}"
 
 
@@ -295,38 +295,75 @@ def best_run_classes(runs: list[dict]) -> list[str]:
     return lines + ([f"  most confused: {pair}"] if pair else [])
 
 
-def most_important(runs: list[dict]) -> str | None:
-    """The hyperparameter that explains most of the objective's variance (adjusted correlation ratio).
+MIN_TRIALS = 8  # fewer runs say little about which parameter matters
 
-    Values are grouped (numbers into up to 4 quantile bins), so a setting that is bad both too high and too
-    low (a learning rate) counts as much as a monotone one. Only completed runs: a pruned value is not final.
+
+def importance(runs: list[dict]) -> tuple[dict[str, dict[str, float]], str, list[tuple[dict, float]]] | None:
+    """Which searched parameters matter, by Optuna's own evaluators: fANOVA and PED-ANOVA (optuna-dashboard's).
+
+    From the completed runs' objective where there are enough of them; else (a pruned search completes only
+    its best trials) from the value every run reported at the deepest epoch they all reached, pruned ones
+    included. Returns ({evaluator: {parameter: importance}}, what it was computed from, the (params, value)
+    pairs), or None when there is too little to go on.
     """
-    ok = [r for r in runs if r["status"] == Status.COMPLETED and not math.isnan(objective(r))]
-    if len(ok) < 8:  # fewer say little (a pruned search completes only its best trials)
-        return None
-    scores = {k: _explained([r["hparams"].get(k) for r in ok], [objective(r) for r in ok]) for k in differing_keys(ok)}
-    return max(scores, key=lambda k: scores[k]) if scores else None
-
-
-def _explained(values: list, y: list[float]) -> float:
-    """Epsilon squared: (between-group - (k-1) x within-group mean square) / (total + within mean square)."""
-    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values) and len(set(values)) > 4:
-        edges = sorted(values)
-        cuts = [edges[len(edges) * q // 4] for q in (1, 2, 3)]
-        keys = [sum(v >= c for c in cuts) for v in values]
+    own = [r for r in runs if r.get("confirms") is None]
+    keys = [k for k in differing_keys(own) if k not in REPEAT_KEYS]
+    metric, mode = own[0]["objective"]["metric"], own[0]["objective"]["mode"]
+    done = [r for r in own if r["status"] == Status.COMPLETED and not math.isnan(objective(r))]
+    if len(done) >= MIN_TRIALS:
+        data = [(r["hparams"], objective(r)) for r in done]
+        source = f"{metric} of the {len(done)} completed runs"
     else:
-        keys = [json.dumps(v, sort_keys=True) for v in values]
-    groups: dict = {}
-    for key, v in zip(keys, y):
-        groups.setdefault(key, []).append(v)
-    mean = sum(y) / len(y)
-    total = sum((v - mean) ** 2 for v in y)
-    between = sum(len(g) * (sum(g) / len(g) - mean) ** 2 for g in groups.values())
-    k, n = len(groups), len(y)
-    if k < 2 or n <= k or total == 0:
-        return 0.0
-    within_ms = (total - between) / (n - k)
-    return (between - (k - 1) * within_ms) / (total + within_ms)
+        curves = [r for r in own if Status(r["status"]).has_result and r["objective"].get("curve")]
+        if len(curves) < MIN_TRIALS:
+            return None
+        depth = min(max(int(e) for e in r["objective"]["curve"]) for r in curves)
+        data = [(r["hparams"], r["objective"]["curve"][str(depth)]) for r in curves]
+        source = (
+            f"{metric} at epoch {depth}, the deepest epoch all {len(curves)} runs reached (pruned ones included; "
+            f"{len(done)} completed)"
+        )
+    keys = [k for k in keys if all(isinstance(p.get(k), (bool, int, float, str)) for p, _ in data)]
+    if not keys:
+        return None
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not "A new study created in memory"
+    distributions: dict[str, optuna.distributions.BaseDistribution] = {}
+    for k in keys:
+        values = [p[k] for p, _ in data]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values) and len(set(values)) > 2:
+            low, high = float(min(values)), float(max(values))
+            distributions[k] = optuna.distributions.FloatDistribution(low, high, log=low > 0 and high / low > 20)
+        else:
+            distributions[k] = optuna.distributions.CategoricalDistribution(sorted(set(values), key=str))
+    study = optuna.create_study(direction="maximize" if mode == "max" else "minimize")
+    for p, value in data:
+        params = {
+            k: float(p[k]) if isinstance(distributions[k], optuna.distributions.FloatDistribution) else p[k]
+            for k in keys
+        }
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, value=value))
+    found = {}
+    for name, evaluator in (
+        ("fANOVA", optuna.importance.FanovaImportanceEvaluator(seed=0)),
+        ("PED-ANOVA", optuna.importance.PedAnovaImportanceEvaluator()),
+    ):
+        try:
+            found[name] = dict(optuna.importance.get_param_importances(study, evaluator=evaluator))
+        except Exception as e:  # noqa: BLE001 - one evaluator that cannot (e.g. too few runs) leaves the other
+            print(f"compare: {name} importance not computed: {e}", file=sys.stderr)
+    return (found, source, data) if found else None
+
+
+def importance_line(found: tuple[dict[str, dict[str, float]], str, list] | None) -> list[str]:
+    if found is None:
+        return []
+    scores, source, _ = found
+    names = list(scores)
+    first = scores[names[0]]
+    parts = [f"{k} " + " / ".join(f"{scores[n].get(k, float('nan')):.2f}" for n in names) for k in first]
+    return [f"importance ({' / '.join(names)}), from {source}: " + ", ".join(parts)]
 
 
 def in_order(runs: list[dict]) -> list[dict]:
@@ -361,8 +398,9 @@ def plot(runs: list[dict], path: Path) -> None:
     metric, mode = runs[0]["objective"]["metric"], runs[0]["objective"]["mode"]
     ordered = in_order(runs)
     xs = [number(r) if number(r) is not None else i for i, r in enumerate(ordered)]
-    key = most_important(runs)
-    fig, axes = plt.subplots(1, 2 if key else 1, figsize=(11 if key else 6, 4), squeeze=False)
+    found = importance(runs)
+    panels = 3 if found else 1
+    fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4), squeeze=False)
     ax = axes[0][0]
     finite = [objective(r) for r in ordered if not math.isnan(objective(r))]
     floor = min(finite, default=0)
@@ -391,14 +429,30 @@ def plot(runs: list[dict], path: Path) -> None:
     ax.set(xlabel="trial", ylabel=metric, title=f"{metric} per trial")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend()
-    if key:
-        ok = [r for r in runs if r["status"] == Status.COMPLETED and not math.isnan(objective(r))]
+    if found:
+        scores, source, data = found
+        names = list(scores)
+        key = next(iter(scores[names[0]]))  # the most important by the first evaluator
         ax = axes[0][1]
-        values = [r["hparams"][key] for r in ok]
-        ax.scatter(values, [objective(r) for r in ok])
+        values = [p[key] for p, _ in data]
+        ax.scatter(values, [v for _, v in data])
         if all(isinstance(v, (int, float)) and v > 0 for v in values) and max(values) / min(values) > 20:
             ax.set_xscale("log")
-        ax.set(xlabel=key, ylabel=metric, title=f"{metric} against {key}\n(the parameter that explains most of it)")
+        ax.set(xlabel=key, ylabel=source.split(",")[0].split(" of the")[0], title=f"against {key}, which matters most")
+        ax = axes[0][2]
+        params = list(scores[names[0]])[::-1]
+        height = 0.8 / len(names)
+        for i, name in enumerate(names):
+            ax.barh(
+                [j + i * height for j in range(len(params))],
+                [scores[name].get(k, 0) for k in params],
+                height=height,
+                label=name,
+            )
+        ax.set_yticks([j + height * (len(names) - 1) / 2 for j in range(len(params))], params)
+        ax.set(xlabel="importance", title="which parameters matter")
+        ax.legend()
+        fig.text(0.5, 0.005, f"importance from {source}", ha="center", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -430,6 +484,8 @@ def write_sweep_run(sweep_dir: Path, runs: list[dict]) -> None:
             w.add_scalar(f"sweep/confirmed_{metric}_sd", g.sd, g.first["trial"])
         table = "\n".join("    " + line for line in leaderboard(runs).splitlines())
         w.add_text("sweep/leaderboard", table, 0)
+        for line in importance_line(importance(runs)):
+            w.add_text("sweep/importance", line, 0)
 
 
 class SweepSummary(Callback):

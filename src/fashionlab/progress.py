@@ -41,6 +41,7 @@ class Progress:
     epoch_time_s: float = 0.0  # whole epochs, with their validation
     tested_epoch: int | None = None  # the epoch whose weights the test split was given (the best one)
     confusion: list[list[int]] | None = None  # the test split's counts[true class][predicted class]
+    curve: dict[str, float] = field(default_factory=dict)  # the objective metric after each epoch ("1": ...)
 
     def update_best(self, metrics: dict[str, float], metric: str, mode: str) -> bool:
         """Record metrics[metric] if it beats the best so far; say whether it did."""
@@ -62,4 +63,11 @@ class Progress:
         known = {f.name for f in fields(cls)}
         state = {k: v for k, v in state.items() if k in known}  # older checkpoints carried extra keys
         best = state.get("best")
-        return cls(**{**state, "best": Best(**best) if best else None, "metrics": dict(state.get("metrics", {}))})
+        return cls(
+            **{
+                **state,
+                "best": Best(**best) if best else None,
+                "metrics": dict(state.get("metrics", {})),
+                "curve": dict(state.get("curve", {})),
+            }
+        )

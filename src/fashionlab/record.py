@@ -209,6 +209,7 @@ def write_metrics(
             "metric": cfg.objective.metric,
             "mode": cfg.objective.mode,
             "value": best.value if best and outcome.status.has_result else None,
+            "curve": {int(e): v for e, v in progress.curve.items()},  # after each epoch (pruned trials too)
         },
         "best": best.__dict__ if best else None,
         **{k: v for k, v in progress.metrics.items() if k.split("/")[0] in ("train", "val", "test")},

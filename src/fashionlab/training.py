@@ -362,6 +362,8 @@ class Trainer:
                 }
             )
             p.metrics.update(metrics)
+            if self.metric in metrics:
+                p.curve[str(p.epoch)] = metrics[self.metric]
             improved = p.update_best(metrics, self.metric, self.mode)
             if p.best is not None:  # the objective so far: HPARAMS shows it first (its tags sort by name)
                 metrics[f"best/{self.metric}"] = p.best.value
