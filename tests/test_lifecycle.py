@@ -6,6 +6,7 @@ import json
 
 import optuna
 import pytest
+import yaml
 
 from conftest import SEARCH, SMOKE, journal, load_study, main, metrics, run_dirs
 
@@ -119,3 +120,35 @@ def test_importance_of_a_pruned_search_comes_from_the_deepest_epoch_all_trials_r
     for name in ("fANOVA", "PED-ANOVA"):
         assert max(scores[name], key=scores[name].get) == "optimizer.lr"
     assert "importance (fANOVA / PED-ANOVA), from val/acc at epoch 1" in leaderboard(runs)
+
+
+@pytest.mark.slow  # six trials
+def test_a_two_objective_search_ends_with_a_front_that_the_leaderboard_and_results_agree_on(tmp_path):
+    from fashionlab.leaderboard import load_runs, pareto_front
+
+    args = ("hparams_search=lenet5_pareto", "data.num_train=600", "data.val_size=200", "trainer.max_epochs=2")
+    assert main("-m", *SMOKE, *args, "hydra.sweeper.n_trials=6", tmp=tmp_path) == 0  # successive halving
+    folder = tmp_path / "multirun" / "lenet5_pareto"
+    study = load_study(folder / "optuna.journal", "lenet5_pareto")
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    front = sorted(t.number for t in study.best_trials)
+    results = yaml.safe_load((folder / "optimization_results.yaml").read_text())
+    assert results["objectives"] == ["val/acc", "model/params"]
+    assert sorted(s["trial"] for s in results["solutions"]) == front
+    runs = [r for r in load_runs(folder) if r.get("trial") is not None]
+    assert sorted(r["trial"] for r in pareto_front(runs)) == front
+    for r in runs:  # every run records its parameter count; the completed ones both objectives, as told
+        assert r["model/params"] > 0
+        if r["status"] == "completed":
+            told = study.trials[r["trial"]].values
+            assert [o["value"] for o in r["objective"]["objectives"]] == told and told[1] == r["model/params"]
+    board = (folder / "leaderboard.txt").read_text().splitlines()
+    marked = sorted(int(line.split()[2]) for line in board[2:] if line.split()[1:2] == ["*"])
+    assert marked == front
+
+
+def test_a_multi_objective_search_refuses_what_needs_one_best_trial(tmp_path, capsys):
+    args = ("hparams_search=lenet5_pareto", "hydra.sweeper.n_trials=1", "hydra.sweeper.patience=2")
+    assert main("-m", *SMOKE, *args, tmp=tmp_path) == 2
+    err = capsys.readouterr().err
+    assert "has no single best trial, only a Pareto front, so hydra.sweeper.patience cannot apply" in err

@@ -62,6 +62,23 @@ def check_config(cfg: DictConfig) -> None:
         problems.append(f"trainer.precision={cfg.trainer.precision} is not one of {', '.join(PRECISIONS)}")
     if cfg.objective.mode not in ("max", "min"):
         problems.append(f"objective.mode={cfg.objective.mode} must be max or min")
+    objectives = list(cfg.objective.get("metrics") or [])
+    for i, o in enumerate(objectives):
+        if not OmegaConf.is_dict(o) or set(o) != {"metric", "mode"} or o.mode not in ("max", "min"):
+            problems.append(f"objective.metrics[{i}]={o} must be {{metric: <name>, mode: max|min}}")
+    if (
+        objectives
+        and not problems
+        and (objectives[0].metric, objectives[0].mode)
+        != (
+            cfg.objective.metric,
+            cfg.objective.mode,
+        )
+    ):
+        problems.append(
+            f"objective.metrics[0] ({objectives[0].metric}, {objectives[0].mode}) must be objective.metric and "
+            f"objective.mode ({cfg.objective.metric}, {cfg.objective.mode}): the first objective picks the best epoch"
+        )
     if problems:
         raise UserError(
             "Bad config value: " + "; ".join(problems) + ". Fix the override on the command line "

@@ -244,28 +244,60 @@ def differing_keys(runs: list[dict]) -> list[str]:
 
 
 def _fmt(value: object) -> str:
+    if isinstance(value, float) and value.is_integer() and abs(value) >= 1000:  # a count: model/params
+        return f"{int(value):,}"
     if isinstance(value, float):
         return f"{value:.4g}"
     return "-" if value is None else str(value)
 
 
+def objectives_of(run: dict) -> list[dict]:
+    """A multi-objective run's objectives ({metric, mode, value}); [] for a single objective."""
+    return run["objective"].get("objectives") or []
+
+
+def pareto_front(runs: list[dict]) -> list[dict]:
+    """The completed runs that no other completed run dominates (as good in every objective, better in one)."""
+    done = [r for r in runs if r["status"] == Status.COMPLETED and objectives_of(r)]
+
+    def better_or_equal(a: dict, b: dict, i: int) -> bool:
+        oa, ob = objectives_of(a)[i], objectives_of(b)[i]
+        return oa["value"] >= ob["value"] if oa["mode"] == "max" else oa["value"] <= ob["value"]
+
+    def dominates(a: dict, b: dict) -> bool:
+        n = len(objectives_of(a))
+        return all(better_or_equal(a, b, i) for i in range(n)) and not all(better_or_equal(b, a, i) for i in range(n))
+
+    return [r for r in done if not any(dominates(o, r) for o in done if o is not r)]
+
+
 def leaderboard(runs: list[dict]) -> str:
-    """The configurations (where there are repeats), then every run but a search's confirmation runs."""
+    """The configurations (where there are repeats), then every run but a search's confirmation runs. A
+    multi-objective search's runs show every objective, the Pareto front first (marked *)."""
     grouped_table = configurations(runs)
     own = [r for r in runs if r.get("confirms") is None] or runs
     keys = differing_keys(own)
     metric = runs[0]["objective"]["metric"]
-    header = ["#", "run", *keys, f"best {metric}", "test/acc", "epochs", "time_s", "status"]
+    others = [o["metric"] for o in next((objectives_of(r) for r in own if objectives_of(r)), [])][1:]
+    front = pareto_front(own)
+    order = ranked(own)
+    if others:
+        order = [r for r in order if any(r is f for f in front)] + [r for r in order if all(r is not f for f in front)]
+    header = ["#", "run", *keys, f"best {metric}", *others, "test/acc", "epochs", "time_s", "status"]
+    header = header[:1] + (["front"] if others else []) + header[1:]
     rows = []
-    for i, r in enumerate(ranked(own), 1):
+    for i, r in enumerate(order, 1):
         name = str(number(r)) if number(r) is not None else r["name"]
         epochs = f"{r['epochs']}/{r['max_epochs']}" if r.get("max_epochs") else str(r["epochs"])
+        values = {o["metric"]: o["value"] for o in objectives_of(r)}
         rows.append(
             [
                 str(i),
+                *(["*" if any(r is f for f in front) else ""] if others else []),
                 name,
                 *[_fmt(r["hparams"].get(k)) for k in keys],
                 _fmt(r["objective"]["value"]),
+                *[_fmt(values.get(m, r.get(m))) for m in others],
                 _fmt(r.get("test/acc")),
                 epochs,
                 f"{r['wall_time_s']:.1f}",
@@ -273,6 +305,8 @@ def leaderboard(runs: list[dict]) -> str:
             ]
         )
     notes = [f"test/acc: the test split, once, with the weights of each run's best epoch (chosen by {metric})."]
+    if others:
+        notes.append(f"front (*): the Pareto front of {', '.join([metric, *others])}: no other run is as good in all.")
     table = "\n".join([_table(header, rows), "", *notes, *best_run_classes(own), *importance_line(importance(runs))])
     return table if grouped_table is None else f"{grouped_table}\n\nRuns:\n{table}"
 
@@ -399,8 +433,30 @@ def plot(runs: list[dict], path: Path) -> None:
     ordered = in_order(runs)
     xs = [number(r) if number(r) is not None else i for i, r in enumerate(ordered)]
     found = importance(runs)
-    panels = 3 if found else 1
+    own = [r for r in runs if r.get("confirms") is None]
+    multi = [r for r in own if r["status"] == Status.COMPLETED and objectives_of(r)]
+    panels = (3 if found else 1) + (1 if multi else 0)
     fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4), squeeze=False)
+    if multi:  # the last panel: the first two objectives, the front joined
+        ax = axes[0][-1]
+        (a, b) = objectives_of(multi[0])[:2]
+        ax.scatter(
+            [objectives_of(r)[1]["value"] for r in multi],
+            [objectives_of(r)[0]["value"] for r in multi],
+            label="completed",
+        )
+        front = sorted(pareto_front(own), key=lambda r: objectives_of(r)[1]["value"])
+        ax.plot(
+            [objectives_of(r)[1]["value"] for r in front],
+            [objectives_of(r)[0]["value"] for r in front],
+            "o-",
+            color="tab:red",
+            label="Pareto front",
+        )
+        for r in front:
+            ax.annotate(str(number(r)), (objectives_of(r)[1]["value"], objectives_of(r)[0]["value"]), fontsize=8)
+        ax.set(xlabel=f"{b['metric']} ({b['mode']})", ylabel=f"{a['metric']} ({a['mode']})", title="the Pareto front")
+        ax.legend()
     ax = axes[0][0]
     finite = [objective(r) for r in ordered if not math.isnan(objective(r))]
     floor = min(finite, default=0)

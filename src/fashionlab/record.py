@@ -20,7 +20,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -176,6 +176,12 @@ def save_config(run_dir: Path, cfg: DictConfig, hc: DictConfig) -> None:
     OmegaConf.save(OmegaConf.create(list(hc.overrides.task)), hydra_dir / "overrides.yaml")
 
 
+def objectives(cfg: DictConfig) -> list[dict]:
+    """objective.metrics as plain dicts ({metric, mode}); [] for a single objective."""
+    items = OmegaConf.to_container(OmegaConf.create(list(cfg.objective.get("metrics") or [])), resolve=True)
+    return [dict(o) for o in cast(list, items)]
+
+
 def read_status(run_dir: Path) -> str | None:
     """The status in a run's metrics.json; None if it has none or it cannot be read (torn, or not there)."""
     try:
@@ -210,9 +216,11 @@ def write_metrics(
             "mode": cfg.objective.mode,
             "value": best.value if best and outcome.status.has_result else None,
             "curve": {int(e): v for e, v in progress.curve.items()},  # after each epoch (pruned trials too)
+            # A multi-objective run's objectives (objective.metrics), each with its mode and value:
+            "objectives": [{**o, "value": v} for o, v in zip(objectives(cfg), outcome.values)] or None,
         },
         "best": best.__dict__ if best else None,
-        **{k: v for k, v in progress.metrics.items() if k.split("/")[0] in ("train", "val", "test")},
+        **{k: v for k, v in progress.metrics.items() if k.split("/")[0] in ("train", "val", "test", "model")},
         # The test figures are those of the weights the objective chose (best.pt), from this epoch:
         "tested_epoch": progress.tested_epoch,
         "test/confusion": {"classes": list(classes), "counts": progress.confusion} if progress.confusion else None,

@@ -14,6 +14,7 @@ database that stays away (raised, for its sweeper to say).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shlex
 import sys
@@ -109,6 +110,22 @@ def build(
         ) from None
 
 
+def with_objectives(cfg: DictConfig, outcome: Outcome, metrics: dict[str, float]) -> Outcome:
+    """A completed run of a multi-objective search returns every objective: the first is its best value over
+    the epochs, the others the run's last values (model/params, model/latency_ms, or a metric of the last epoch)."""
+    objectives = record.objectives(cfg)
+    if not objectives or outcome.status != Status.COMPLETED:
+        return outcome
+    missing = [o["metric"] for o in objectives[1:] if o["metric"] not in metrics]
+    if missing:
+        raise UserError(
+            f"objective.metrics names {', '.join(missing)}, which this run does not record. It records: "
+            f"{', '.join(sorted(metrics))}. Use one of those (e.g. model/params or model/latency_ms)."
+        )
+    values = (outcome.value, *(metrics[o["metric"]] for o in objectives[1:]))
+    return dataclasses.replace(outcome, values=tuple(float(v) for v in values if v is not None))
+
+
 def train(cfg: DictConfig) -> Outcome:
     start = time.time()  # the job's own time: building, training, testing, recording
     hc = cast(DictConfig, HydraConfig.get())  # a DictConfig at run time, typed as the dataclass it was made of
@@ -133,7 +150,7 @@ def train(cfg: DictConfig) -> Outcome:
         log.info(f"resuming {run_dir} at epoch {p.epoch + 1}, step {p.step}")
 
     try:
-        outcome = trainer.run()
+        outcome = with_objectives(cfg, trainer.run(), trainer.progress.metrics)
     except BaseException as e:
         if isinstance(e, OSError) and e.errno in record.DISK_FULL:  # nothing more fits there: say what survived
             raise record.disk_full(run_dir, e) from None

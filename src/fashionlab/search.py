@@ -9,6 +9,8 @@ turns into the same study object on both sides. The job reports `objective.metri
 
 from __future__ import annotations
 
+import copy
+import functools
 import os
 from typing import Any, Literal
 
@@ -36,13 +38,14 @@ DIRECTIONS: dict[str, Direction] = {
 def open_study(
     s: DictConfig,
     sampler: optuna.samplers.BaseSampler,
-    direction: str | None = None,
+    direction: str | list[str] | None = None,
     stale_trial_callback: Any = None,
 ) -> optuna.Study:
     """The study of `hydra.sweeper` config `s`, with its storage and pruner, as the sweeper and every job see it.
 
-    With a `direction`, the study is created if it does not exist yet (the sweeper); without, it must exist
-    (a job). The pruner is not stored in the study: each side builds it from the same config here.
+    With a `direction` (or a list: a multi-objective study), the study is created if it does not exist yet (the
+    sweeper); without, it must exist (a job). The pruner is not stored in the study: each side builds it from
+    the same config here.
     """
     storage = studies.open_storage(s.storage, s.heartbeat_interval, s.grace_period, stale_trial_callback)
     pruner = instantiate(s.pruner, _execution_whitelist_=SEARCH_WHITELIST)
@@ -58,7 +61,7 @@ def open_study(
             storage=storage,
             sampler=sampler,
             pruner=pruner,
-            direction=DIRECTIONS[direction],
+            directions=[DIRECTIONS[d] for d in ([direction] if isinstance(direction, str) else direction)],
             load_if_exists=True,
         ),
         "open the study",
@@ -67,6 +70,31 @@ def open_study(
     if storage is None:  # in memory: the jobs, in this same process, find it here
         studies.remember_in_memory(study)
     return study
+
+
+class FirstObjective:
+    """A multi-objective study as a pruner sees it. Optuna's pruners judge one objective (they read
+    `study.direction`), and `Trial.report` refuses multi-objective trials (optuna #3450). Here the job records
+    the first objective after each epoch as a trial attribute (studies.CURVE_ATTR: not as intermediate values,
+    which TPE's multi-objective sampling cannot rank), and asks the pruner with this view of the study: its
+    first direction, and its trials with those values as their intermediate values. Successive halving and
+    the median and percentile pruners work so; Hyperband, which builds studies of its own, is refused."""
+
+    def __init__(self, study: optuna.Study):
+        self._study, self._storage = study, study._storage
+
+    @property
+    def direction(self) -> optuna.study.StudyDirection:
+        return self._study.directions[0]
+
+    def get_trials(self, deepcopy: bool = True, states: Any = None) -> list[optuna.trial.FrozenTrial]:
+        return [self.view(t) for t in self._study.get_trials(deepcopy=False, states=states)]
+
+    @staticmethod
+    def view(trial: optuna.trial.FrozenTrial) -> optuna.trial.FrozenTrial:
+        seen = copy.copy(trial)
+        seen.intermediate_values = studies.reported(trial)
+        return seen
 
 
 class Trial(Callback):
@@ -82,17 +110,34 @@ class Trial(Callback):
             timeout,
         )
         self._trial = retrying(lambda: optuna.Trial(study, self.trial_id), f"open trial {number}", timeout)
+        self.study, self.multi = study, len(study.directions) > 1
         self.params = dict(self._trial.params)
         # A retry that continues an earlier trial's checkpoint takes its reported values along (on_fit_start).
         earlier = studies.continued(self.storage.get_trial(self.trial_id))
-        self.inherited = {} if earlier is None else dict(studies.trial_by_number(study, earlier).intermediate_values)
+        self.inherited = {} if earlier is None else studies.reported(studies.trial_by_number(study, earlier))
         self._heartbeat = studies.Heartbeat(self.storage, [self.trial_id])
 
     def on_fit_start(self, trainer: Trainer) -> None:
         self._heartbeat.__enter__()
         if trainer.resumed:  # the epochs the earlier trial trained, as it reported them: the pruner judges alike
             done = {e: v for e, v in self.inherited.items() if e <= trainer.progress.epoch}
-            retrying(lambda: [self._trial.report(v, step=e) for e, v in sorted(done.items())], "report", self.timeout)
+            for e, v in sorted(done.items()):
+                retrying(
+                    functools.partial(self._report, v, e), f"report epoch {e} of trial {self.number}", self.timeout
+                )
+
+    def _report(self, value: float, epoch: int) -> None:
+        if self.multi:  # Trial.report refuses: the first objective's curve, as an attribute (FirstObjective)
+            curve = {**studies.reported(self.storage.get_trial(self.trial_id)), epoch: value}
+            self.storage.set_trial_system_attr(self.trial_id, studies.CURVE_ATTR, {str(e): v for e, v in curve.items()})
+        else:
+            self._trial.report(value, step=epoch)
+
+    def _should_prune(self) -> bool:
+        if self.multi:
+            trial = FirstObjective.view(self.storage.get_trial(self.trial_id))
+            return self.study.pruner.prune(FirstObjective(self.study), trial)  # type: ignore[arg-type]
+        return self._trial.should_prune()
 
     def on_epoch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
         """Report objective.metric for this epoch; stop the run as PRUNED if the pruner says it is losing.
@@ -102,13 +147,9 @@ class Trial(Callback):
         value, epoch = metrics.get(self.metric), trainer.progress.epoch
         if value is None:
             return
-        retrying(
-            lambda: self._trial.report(value, step=epoch),
-            f"report epoch {epoch} of trial {self.number}",
-            self.timeout,
-        )
+        retrying(lambda: self._report(value, epoch), f"report epoch {epoch} of trial {self.number}", self.timeout)
         if epoch < self.max_epochs and retrying(
-            self._trial.should_prune, f"ask the pruner about trial {self.number}", self.timeout
+            self._should_prune, f"ask the pruner about trial {self.number}", self.timeout
         ):
             raise StopRun(Outcome(Status.PRUNED, value, epoch))
 

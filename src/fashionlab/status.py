@@ -45,6 +45,7 @@ class Outcome:
     value: float | None = None
     epochs: int = 0  # epochs trained
     error: str | None = None  # why it did not complete (diverged, failed, interrupted)
+    values: tuple[float, ...] = ()  # a multi-objective run's objectives (objective.metrics), value the first
 
     def __float__(self) -> float:
         return float(self.value) if self.status == Status.COMPLETED and self.value is not None else math.nan

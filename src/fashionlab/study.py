@@ -41,6 +41,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)  # the sweeper says what it
 
 HEARTBEAT_ATTR = "fashionlab:heartbeat"  # the journal file's heartbeat: a trial system attribute (unix time)
 FAILURE_ATTR = "fashionlab:failure"  # why a trial failed (a Status, or why it was not needed), set before FAIL
+CURVE_ATTR = "fashionlab:curve"  # a multi-objective trial's first objective after each epoch (search.FirstObjective)
 IMPORTED_ATTR = "fashionlab:imported"  # a finished run added as a trial (warm_start_from): the run's folder
 CONTINUES_ATTR = "fashionlab:continues"  # an interrupted trial's retry: the number of the trial it continues
 OWN_FAILURES = (str(Status.DIVERGED), str(Status.FAILED))  # a trial's own: counted in n_trials and the budget
@@ -390,6 +391,13 @@ def count_trials(trials: list[FrozenTrial], below: int | None = None) -> tuple[i
     return len(done) + len(running), len(done), len(own)
 
 
+def reported(trial: FrozenTrial) -> dict[int, float]:
+    """What the trial reported after each epoch: its intermediate values, or a multi-objective trial's curve."""
+    if trial.intermediate_values:
+        return dict(trial.intermediate_values)
+    return {int(e): v for e, v in trial.system_attrs.get(CURVE_ATTR, {}).items()}
+
+
 def own_failure(trial: FrozenTrial) -> bool:
     """A trial that failed by itself (diverged, raised): not one interrupted, not needed, or whose worker died."""
     return trial.state == TrialState.FAIL and trial.system_attrs.get(FAILURE_ATTR) in OWN_FAILURES
@@ -398,5 +406,5 @@ def own_failure(trial: FrozenTrial) -> bool:
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
     try:
         return study.best_trial
-    except ValueError:  # no completed trial
+    except (ValueError, RuntimeError):  # no completed trial; a multi-objective study (a front, not one best)
         return None

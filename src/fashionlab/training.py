@@ -100,6 +100,28 @@ def predict(model: torch.nn.Module, data: Any, split: str, autocast: Any = nullc
     return Predictions(split, torch.cat(logits), torch.cat(labels), tuple(data.classes))
 
 
+@torch.inference_mode()
+def latency_ms(model: torch.nn.Module, data: Any, autocast: Any = nullcontext, images: int = 200) -> float:
+    """Milliseconds per image, one image at a time (as a deployed classifier answers requests): the median of
+    3 passes over the first `images` test images, after 10 to warm up, on the run's device and threads."""
+    model.eval()
+    x, _ = next(data.eval_batches("test"))
+    x = x[:images]
+    synchronize = torch.cuda.synchronize if x.is_cuda else (lambda: None)
+    with autocast():
+        for i in range(min(10, len(x))):
+            model(x[i : i + 1])
+        times = []
+        for _ in range(3):
+            synchronize()
+            start = time.perf_counter()
+            for i in range(len(x)):
+                model(x[i : i + 1])
+            synchronize()
+            times.append((time.perf_counter() - start) * 1000 / len(x))
+    return sorted(times)[1]
+
+
 def class_tag(name: str) -> str:
     """A class name as a tag: "T-shirt/top" would make TensorBoard open one more level."""
     return name.replace("/", "-")
@@ -206,6 +228,7 @@ class Trainer:
         total_steps = self.max_epochs * data.steps_per_epoch()
         self.scheduler = scheduler(self.optimizer, total_steps=total_steps) if scheduler else None
         self.progress = Progress(total_steps=total_steps, model_target=checkpoint.model_target(model))
+        self.progress.metrics["model/params"] = float(sum(p.numel() for p in self.model.parameters()))
 
     def autocast(self) -> Callable[[], Any]:
         if self.precision == "bf16":
@@ -390,7 +413,7 @@ class Trainer:
             self.model.load_state_dict(checkpoint.load(best, self.model, p.model_target)["model"])
             p.tested_epoch = p.best.epoch
         self.predictions = predict(self.model, self.data, "test", self.autocast())
-        metrics = self.predictions.metrics()
+        metrics = {**self.predictions.metrics(), "model/latency_ms": latency_ms(self.model, self.data, self.autocast())}
         p.confusion = self.predictions.confusion.tolist()
         self.logger.log_scalars(metrics, p.step)
         p.metrics.update(metrics)

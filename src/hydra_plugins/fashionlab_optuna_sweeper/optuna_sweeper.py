@@ -39,7 +39,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
-from fashionlab import leaderboard, search
+from fashionlab import leaderboard, record, search
 from fashionlab import study as studies
 from fashionlab.config import UserError, check_sweeper
 from fashionlab.record import CONFIRMS_ENV, DiskFull, read_status, redact
@@ -244,17 +244,42 @@ class FashionlabOptunaSweeper(OptunaSweeperImpl):
     def _retry(self, call: Any, what: str) -> Any:
         return studies.retrying(call, what, self.storage_timeout)
 
-    def _direction(self) -> str:
-        """objective.mode says which way the objective is better; hydra.sweeper.direction defaults to it."""
-        directions = self._get_directions()
+    def _direction(self) -> str | list[str]:
+        """objective.mode says which way the objective is better; hydra.sweeper.direction defaults to it. A
+        multi-objective search (objective.metrics) has one direction per objective, from their modes."""
+        directions = [search.DIRECTIONS.get(str(d)) for d in self._get_directions()]
         mode = OmegaConf.select(self.cfg, "objective.mode", default="max")
-        if len(directions) != 1 or search.DIRECTIONS.get(directions[0]) != search.DIRECTIONS[mode]:
+        modes = [o["mode"] for o in record.objectives(self.cfg)] or [mode]
+        wanted = [search.DIRECTIONS[m] for m in modes]
+        if directions != wanted and directions != wanted[:1]:  # the default follows objective.mode
             raise UserError(
-                f"hydra.sweeper.direction={directions} contradicts objective.mode={mode}: the sweeper optimises the "
-                f"one value a job returns, which is best when objective.mode says. Set objective.mode only "
-                f"(hydra.sweeper.direction follows it)."
+                f"hydra.sweeper.direction={self._get_directions()} contradicts the objective's modes {modes}: the "
+                f"sweeper optimises what a job returns, which is best when objective.mode (and objective.metrics) "
+                f"say. Set objective.mode / objective.metrics only (hydra.sweeper.direction follows them)."
             )
+        if len(modes) > 1:
+            self._check_multi_objective()
+            return modes
         return mode
+
+    def _check_multi_objective(self) -> None:
+        pruner = self.pruner_cfg._target_.rsplit(".", 1)[-1]
+        refused = [
+            name
+            for name, given in (
+                ("hydra.sweeper.target", self.target),
+                ("hydra.sweeper.patience", self.patience),
+            )
+            if given is not None
+        ]
+        if pruner == "HyperbandPruner":
+            refused.append("hydra/sweeper/pruner=hyperband (it builds studies of its own, single-objective)")
+        if refused:
+            raise UserError(
+                f"A multi-objective search (objective.metrics) has no single best trial, only a Pareto front, so "
+                f"{' and '.join(refused)} cannot apply to it. Leave them out (n_trials and hydra.sweeper.timeout "
+                f"still end the search; pruning with median or successive_halving judges the first objective)."
+            )
 
     def _open_study(self) -> optuna.Study:
         direction = self._direction()
@@ -525,7 +550,8 @@ class FashionlabOptunaSweeper(OptunaSweeperImpl):
             value = float(outcome)
             outcome = Outcome(Status.COMPLETED if math.isfinite(value) else Status.FAILED, value)
         if outcome.status == Status.COMPLETED:
-            state, values = TrialState.COMPLETE, outcome.value
+            multi = len(study.directions) > 1
+            state, values = TrialState.COMPLETE, list(outcome.values) if multi else outcome.value
         elif outcome.status == Status.PRUNED:
             state, values = TrialState.PRUNED, None  # Optuna keeps the last reported value
         else:  # diverged, failed or interrupted: the trial fails, and says why
@@ -539,7 +565,10 @@ class FashionlabOptunaSweeper(OptunaSweeperImpl):
                 f"trial {trial.number} had already ended as {frozen.state.name} (marked by another worker "
                 f"while the database was unreachable?)"
             )
-        return frozen.state, frozen.value
+        if frozen.values:
+            return frozen.state, frozen.values[0]
+        curve = studies.reported(frozen)  # a pruned trial of a multi-objective study keeps no value: its last report
+        return frozen.state, curve[max(curve)] if curve else None
 
     def _tell_failed(self, study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
         try:
@@ -559,7 +588,7 @@ class FashionlabOptunaSweeper(OptunaSweeperImpl):
 
     @staticmethod
     def _finish(
-        study: optuna.Study, trial: optuna.Trial, state: TrialState, values: float | None = None
+        study: optuna.Study, trial: optuna.Trial, state: TrialState, values: float | list[float] | None = None
     ) -> optuna.trial.FrozenTrial:
         """study.tell, without GridSampler's `study.stop()` on the grid's last point: outside `optimize` that
         raises (after the trial is stored), which crashed the released sweeper; this one stops by n_trials."""
@@ -592,12 +621,14 @@ class FashionlabOptunaSweeper(OptunaSweeperImpl):
         if state == TrialState.FAIL:  # why: diverged, failed, interrupted, ...
             outcome = study._storage.get_trial(trial._trial_id).system_attrs.get(studies.FAILURE_ATTR, "failed")
         elif state == TrialState.PRUNED:
-            epoch = max(study._storage.get_trial(trial._trial_id).intermediate_values, default=0)
+            epoch = max(studies.reported(study._storage.get_trial(trial._trial_id)), default=0)
             outcome = f"pruned after epoch {epoch}: {metric} {value:.4f}"
         else:
             outcome = f"completed: {metric} {value:.4f}"
         best_trial = studies.best_trial(study)
         best = f"best {best_trial.value:.4f} (trial {best_trial.number})" if best_trial else "no completed trial yet"
+        if len(study.directions) > 1:
+            best = f"Pareto front: {len(self._retry(lambda: study.best_trials, 'read the front'))} trials"
         log.info(
             f"trial {trial.number} {outcome} | {best} | {done} of {self.n_trials} trials | "
             f"{_duration(elapsed)} elapsed, {left}"
@@ -609,6 +640,9 @@ class FashionlabOptunaSweeper(OptunaSweeperImpl):
         with a checkpoint continues from it. Then each trial's mean and spread over its seeds (its own run
         included) are recorded as a study attribute, ranked, and the best tested against the runner-up."""
         c, folder = self.confirm, Path(self.cfg.hydra.sweep.dir)
+        if len(study.directions) > 1:
+            log.warning("confirmation ranks trials by one objective: not done for a multi-objective search")
+            return
         done = self._retry(lambda: study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), "read trials")
         maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
         top = sorted(done, key=lambda t: t.value if maximize else -t.value, reverse=True)[: c.top_k]
@@ -701,6 +735,20 @@ class FashionlabOptunaSweeper(OptunaSweeperImpl):
             }
 
     def _write_results(self, study: optuna.Study) -> None:
+        if len(study.directions) > 1:  # as the released sweeper writes a multi-objective result: the front
+            front = sorted(study.best_trials, key=lambda t: t.number)
+            metrics = [o["metric"] for o in record.objectives(self.cfg)]
+            solutions: dict[str, Any] = {
+                "name": "optuna",
+                "study": study.study_name,
+                "objectives": metrics,
+                "solutions": [{"trial": t.number, "params": t.params, "values": t.values} for t in front],
+            }
+            folder = Path(self.cfg.hydra.sweep.dir)
+            folder.mkdir(parents=True, exist_ok=True)
+            OmegaConf.save(OmegaConf.create(solutions), folder / "optimization_results.yaml")
+            log.info(f"Pareto front ({', '.join(metrics)}): trials {', '.join(str(t.number) for t in front)}")
+            return
         best = studies.best_trial(study)
         if best is None:
             log.warning("no trial of the study has completed: no best parameters to report")
