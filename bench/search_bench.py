@@ -62,12 +62,12 @@ def python(repo: Path) -> str:
     return str(venv / "bin" / "python")
 
 
-def command(repo: Path, tmp: Path, name: str, trials: int, *extra: str) -> list[str]:
+def command(repo: Path, tmp: Path, name: str, trials: int, *extra: str, preset: str = "lenet5_optuna") -> list[str]:
     return [
         python(repo),
         str(repo / "src/train.py"),
         "-m",
-        "hparams_search=lenet5_optuna",
+        f"hparams_search={preset}",
         f"hydra.sweeper.study_name={name}",
         f"hydra.sweeper.n_trials={trials}",
         f"paths.multirun_dir={tmp}",
@@ -96,18 +96,27 @@ def summary(folder: Path, start: float, wall: float, slots: int) -> dict:
         "best_val": best["objective"]["value"],
         "best_test": best["test/acc"],
         "best_trial": best["trial"],
-        "best_params": yaml.safe_load((folder / "optimization_results.yaml").read_text())["best_params"],
+        "best_params": yaml.safe_load((folder / "optimization_results.yaml").read_text()).get("best_params"),
     }
 
 
-def search(repo: Path, tmp: Path, name: str, trials: int, *extra: str, workers: int = 1, slots: int = 1) -> dict:
+def search(
+    repo: Path,
+    tmp: Path,
+    name: str,
+    trials: int,
+    *extra: str,
+    workers: int = 1,
+    slots: int = 1,
+    preset: str = "lenet5_optuna",
+) -> dict:
     """Run one search (N workers at once) and read back what it did."""
     start, procs = time.time(), []
     for i in range(workers):
         with open(tmp / f"{name}-{i}.log", "w") as log:  # the child keeps its own copy of the file
             procs.append(
                 subprocess.Popen(
-                    command(repo, tmp, name, trials, *extra),
+                    command(repo, tmp, name, trials, *extra, preset=preset),
                     cwd=repo,
                     stdout=log,
                     stderr=subprocess.STDOUT,
@@ -157,6 +166,42 @@ def retry(tmp: Path) -> dict:
         "continues": "continues trial" in out,
         "resumed": resumed.split("] ")[-1],
         "epochs": run["epochs"],
+    }
+
+
+def confirm(tmp: Path, name: str, top: int = 3, seeds: int = 3) -> dict:
+    """src/confirm.py on a finished study: its top trials with new seeds; what the confirmation says and costs."""
+    from fashionlab.leaderboard import confirmed, load_runs, verdict
+
+    start = time.time()
+    subprocess.run(
+        [sys.executable, str(ROOT / "src/confirm.py"), str(tmp / name), "--top", str(top), "--seeds", str(seeds)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    wall = time.time() - start
+    runs = [r for r in load_runs(tmp / name) if r.get("trial") is not None or r.get("confirms") is not None]
+    groups = confirmed(runs)
+    searched = sorted(groups, key=lambda g: -g.first["objective"]["value"])  # the search's own order
+    return {
+        "wall_s": wall,
+        "trials": [
+            {
+                "trial": g.first["trial"],
+                "search_val": g.first["objective"]["value"],
+                "search_test": g.first.get("test/acc"),
+                "mean": g.mean,
+                "sd": g.sd,
+                "n": len(g.done),
+                "test_mean": statistics.fmean(g.test()),
+                "test_sd": statistics.stdev(g.test()) if len(g.test()) > 1 else float("nan"),
+            }
+            for g in groups
+        ],
+        "held": [g.first["trial"] for g in groups] == [g.first["trial"] for g in searched],
+        "verdict": verdict(groups),
     }
 
 
@@ -262,6 +307,27 @@ def baseline_checkout(commit: str) -> Path:
     return folder
 
 
+def confirm_rows(c: dict) -> str:
+    return "\n".join(
+        f"| {t['trial']} | {t['search_val']:.4f} | {t['search_test']:.4f} | {t['mean']:.4f} +/- {t['sd']:.4f} ({t['n']}) | "
+        f"{t['test_mean']:.4f} +/- {t['test_sd']:.4f} |"
+        for t in c["trials"]
+    )
+
+
+def pareto_rows(p: dict) -> str:
+    def params(x: dict) -> str:
+        q = x["params"]
+        return (
+            f"{q['optimizer']}, {q['optimizer.lr']:.2g}, {q['data.batch_size']}, {q['model.conv2_channels']}, "
+            f"{q['model.fc1_features']}"
+        )
+
+    return "\n".join(
+        f"| {x['trial']} | {x['values'][0]:.4f} | {int(x['values'][1]):,} | {params(x)} |" for x in p["front"]
+    )
+
+
 def fmt(s: float) -> str:
     return f"{int(s // 60)} min {int(s % 60):02d} s"
 
@@ -296,6 +362,21 @@ def main() -> None:
         for name, repo, extra, slots in plan:
             r[name] = search(repo, tmp, name, args.trials, *extra, slots=slots)
             print(name, {k: v for k, v in r[name].items() if k != "best_params"}, flush=True)
+        r["confirm"] = confirm(tmp, "overhead")
+        print("confirm", r["confirm"], flush=True)
+        start = time.time()
+        subprocess.run(
+            command(ROOT, tmp, "pareto", args.trials, preset="lenet5_pareto"), cwd=ROOT, check=True, capture_output=True
+        )
+        front = yaml.safe_load((tmp / "pareto" / "optimization_results.yaml").read_text())
+        pareto_runs = read(tmp / "pareto")
+        r["pareto"] = {
+            "wall_s": time.time() - start,
+            "pruned": sum(x["status"] == "pruned" for x in pareto_runs),
+            "epochs": sum(x["epochs"] for x in pareto_runs),
+            "front": [{"trial": f["trial"], "values": f["values"], "params": f["params"]} for f in front["solutions"]],
+        }
+        print("pareto", r["pareto"], flush=True)
         r["retry"] = retry(tmp)
         print("retry", r["retry"], flush=True)
         measured = curves(tmp, "unpruned")
@@ -416,6 +497,26 @@ Overhead per new trial, 2,000 against 0: before {ratio(z["big_base"], z["fresh_b
 (the journal is read once per process, then only what was added). The first trial waits for that one read.
 {workers}
 Best parameters (now, basic launcher): {o["best_params"]}.
+
+## Confirming the winners
+
+`python src/confirm.py` on the "now, basic launcher" study: its top 3 trials, each with 3 new seeds (and as many
+validation splits), {fmt(r["confirm"]["wall_s"])} ({r["confirm"]["wall_s"] / o["wall_s"]:.2f}x the search's own wall time):
+
+| trial | the search's val/acc | its test/acc | confirmed val/acc, mean +/- sd (n) | test/acc, mean +/- sd |
+|---|---|---|---|---|
+{confirm_rows(r["confirm"])}
+
+Ranked by their mean, the confirmed trials {"keep" if r["confirm"]["held"] else "do not keep"} the search's order. {r["confirm"]["verdict"] or ""}
+
+## Two objectives
+
+`hparams_search=lenet5_pareto` (val/acc against model/params, {args.trials} trials): {fmt(r["pareto"]["wall_s"])}, {r["pareto"]["pruned"]} pruned, {r["pareto"]["epochs"]} epochs; its
+Pareto front:
+
+| trial | val/acc | parameters | optimizer, lr, batch size, conv2, fc1 |
+|---|---|---|---|
+{pareto_rows(r["pareto"])}
 """
     (ROOT / "bench" / "SEARCH.md").write_text(report)
     print("\n" + report)

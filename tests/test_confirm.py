@@ -20,8 +20,8 @@ TINY = (
     *SMOKE,
     *SEARCH,
     "hydra.sweeper.n_trials=3",
-    "data.num_train=600",
-    "data.val_size=200",
+    "data.num_train=400",
+    "data.val_size=100",
     "hydra/sweeper/pruner=none",
 )
 

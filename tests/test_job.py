@@ -46,15 +46,22 @@ def test_a_run_writes_its_records_and_resuming_it_when_complete_changes_nothing(
     assert metrics(run)["epochs"] == 2 and metrics(run)["status"] == "completed"
 
 
-def test_an_interrupt_at_step_60_checkpoints_there_and_the_resumed_run_ends_as_if_never_stopped(tmp_path):
+@pytest.mark.parametrize(
+    "step, where",
+    [
+        (60, (1, 13)),  # in the middle of epoch 2
+        pytest.param(47, (0, 47), marks=pytest.mark.slow),  # after the last batch of epoch 1, before its validation
+    ],
+)
+def test_an_interrupt_at_a_step_checkpoints_there_and_the_resumed_run_ends_as_if_never_stopped(tmp_path, step, where):
     args = (*SMOKE, "trainer.max_epochs=2", "seed=3")  # 1,500 training images in batches of 32: 47 steps an epoch
     assert main(*args, tmp=tmp_path / "reference") == 0
     reference = metrics(only_run(tmp_path / "reference" / "outputs"))
 
-    assert main(*args, tmp=tmp_path, callbacks=[StopAtStep(60)]) == 130
+    assert main(*args, tmp=tmp_path, callbacks=[StopAtStep(step)]) == 130
     run = only_run(tmp_path / "outputs")
     progress = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["progress"]
-    assert (progress["step"], progress["epoch"], progress["batch"]) == (60, 1, 13)
+    assert (progress["step"], progress["epoch"], progress["batch"]) == (step, *where)
     assert metrics(run)["status"] == "interrupted"
     assert main(f"resume={run}", tmp=tmp_path) == 0
     assert {k: metrics(run)[k] for k in FINAL} == {k: reference[k] for k in FINAL}

@@ -45,7 +45,9 @@ def test_run_directory_holds_metrics_config_and_checkpoints(run):
     assert m["steps"] == 2 * 10  # 500 training images in batches of 50
     for key in ("train/loss", "val/loss", "val/acc", "test/loss", "test/acc"):
         assert isinstance(m[key], float), key
-    assert m["objective"] == {"metric": "val/acc", "mode": "max", "value": m["best"]["value"]}
+    curve = {int(e): v for e, v in m["objective"].pop("curve").items()}
+    assert m["objective"] == {"metric": "val/acc", "mode": "max", "value": m["best"]["value"], "objectives": None}
+    assert max(curve.values()) == m["best"]["value"] and sorted(curve) == list(range(1, m["epochs"] + 1))
     assert m["best"]["value"] >= m["val/acc"]
     assert m["images_per_s"] > 0 and m["wall_time_s"] >= m["train_time_s"] > 0
     # What the run chose: the group choices and the overrides, not where it wrote or how it logged.

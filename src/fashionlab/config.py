@@ -28,6 +28,7 @@ NUMBERS = {
     "data.val_size": (int, 1, True, None),
     "data.num_workers": (int, 0, True, None),
     "trainer.max_epochs": (int, 1, True, None),
+    "trainer.latency_images": (int, 1, True, None),
     "trainer.log_every_n_steps": (int, 1, True, None),
     "trainer.val_every_n_steps": (int, 0, True, None),
     "trainer.divergence_threshold": (float, 0.0, False, None),

@@ -103,6 +103,8 @@ class ImageData:
         """One epoch in the order drawn from `order`, starting at batch `skip` (to resume mid-epoch)."""
         images, labels = self.splits["train"]
         perm = torch.randperm(len(labels), generator=order)[skip * self.batch_size :]
+        if len(perm) == 0:  # stopped after the epoch's last batch; split() would still give one empty batch
+            return
         if not self.in_memory:
             yield from self._per_sample(images, labels, perm, self.batch_size)
             return

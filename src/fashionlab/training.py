@@ -171,8 +171,10 @@ class Trainer:
         divergence_threshold: float = 1e4,
         deterministic: bool = False,
         progress_bar: bool = True,
+        latency_images: int = 200,
     ):
         self.max_epochs = max_epochs
+        self.latency_images = latency_images
         self.device = pick_device(str(device))
         self.precision = str(precision)
         self.compile = compile
@@ -413,7 +415,10 @@ class Trainer:
             self.model.load_state_dict(checkpoint.load(best, self.model, p.model_target)["model"])
             p.tested_epoch = p.best.epoch
         self.predictions = predict(self.model, self.data, "test", self.autocast())
-        metrics = {**self.predictions.metrics(), "model/latency_ms": latency_ms(self.model, self.data, self.autocast())}
+        metrics = {
+            **self.predictions.metrics(),
+            "model/latency_ms": latency_ms(self.model, self.data, self.autocast(), self.latency_images),
+        }
         p.confusion = self.predictions.confusion.tolist()
         self.logger.log_scalars(metrics, p.step)
         p.metrics.update(metrics)
