@@ -345,13 +345,15 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--baseline", default="e29aa5b", help="the earlier commit to compare with")
     parser.add_argument("--workers", action="store_true", help="also two workers on one study (10 minutes more)")
+    parser.add_argument("--keep", type=Path, default=None, help="keep the searches' folders here (default: deleted)")
     args = parser.parse_args()
     import study_size
 
     base = baseline_checkout(args.baseline)
     r: dict = {}
     with tempfile.TemporaryDirectory() as d:
-        tmp = Path(d)
+        tmp = Path(d) if args.keep is None else args.keep.resolve()
+        tmp.mkdir(parents=True, exist_ok=True)
         plan = [
             ("overhead_base", base, (), 1),
             ("overhead", ROOT, (), 1),

@@ -12,6 +12,7 @@ confirmed trials by their mean and says whether the best can be told apart from 
 """
 
 import argparse
+import runpy
 import sys
 from pathlib import Path
 
@@ -63,10 +64,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3, help="new seeds per trial (default 3)")
     parser.add_argument("overrides", nargs="*", help="more overrides, e.g. hydra/launcher=joblib")
     args = parser.parse_args()
-    sys.argv = [str(ROOT / "src" / "train.py"), *train_args(args.dir, args.top, args.seeds, args.overrides)]
-    import train
-
-    train.main()
+    script = str(ROOT / "src" / "train.py")
+    sys.argv = [script, *train_args(args.dir, args.top, args.seeds, args.overrides)]
+    runpy.run_path(script, run_name="__main__")  # as `python src/train.py ...`: Hydra finds conf/ from the file
 
 
 if __name__ == "__main__":
