@@ -12,7 +12,7 @@ import pytest
 import yaml
 from scipy import stats
 
-from conftest import ROOT, SEARCH, SMOKE, StopAtStep, journal, load_study, main, metrics
+from conftest import ROOT, SEARCH, SMOKE, StopAtStep, journal, load_study, main, metrics, train
 from fashionlab.leaderboard import configurations, grouped, leaderboard, load_runs, verdict
 
 # A search whose trials differ: 3 trials of 1 epoch (no pruning), then the best 2 confirmed with 2 seeds each.
@@ -114,7 +114,8 @@ def test_confirm_py_started_again_trains_only_what_is_missing_and_resumes_an_int
     assert main(*confirm.train_args(folder, 1, 2, []), tmp=tmp_path) == 0
     out = capsys.readouterr().out
     assert "2 runs to train" in out and f"resuming {first} at epoch 1" in (first / "train.log").read_text()
-    assert main(*confirm.train_args(folder, 1, 2, []), tmp=tmp_path) == 0  # everything there: nothing to train
-    assert "0 runs to train (2 done already)" in capsys.readouterr().out
+    # The command itself, as a user runs it (a process): everything there, nothing to train.
+    proc = train(str(folder), "--top", "1", "--seeds", "2", tmp=tmp_path, script="src/confirm.py")
+    assert "0 runs to train (2 done already)" in proc.stdout + proc.stderr
     assert len(load_study(journal(tmp_path)).trials) == trials  # confirmation starts no trial of the search
     assert sorted(metrics(p.parent)["status"] for p in (folder / "confirm").rglob("metrics.json")) == ["completed"] * 2
