@@ -54,7 +54,19 @@ def alive_in_group(pgid: int) -> list[int]:
     ids=["joblib", "submitit"],
 )
 def test_sigterm_checkpoints_the_running_trials_records_them_interrupted_and_leaves_no_process(tmp_path, launcher):
-    args = ("-m", *SMOKE, *SEARCH, *launcher, "hydra.sweeper.n_trials=4", "data.num_train=3000", "trainer.max_epochs=3")
+    # 50 epochs and no pruning: both trials train until the signal (one that ended first, finished or pruned, would
+    # not be interrupted, and its slot would start a third); the signal stops them long before.
+    epochs = 50
+    args = (
+        "-m",
+        *SMOKE,
+        *SEARCH,
+        *launcher,
+        "hydra.sweeper.n_trials=4",
+        "data.num_train=3000",
+        "hydra/sweeper/pruner=none",
+        f"trainer.max_epochs={epochs}",
+    )
     search = subprocess.Popen(
         command(*args, tmp=tmp_path),
         cwd=ROOT,
@@ -89,7 +101,7 @@ def test_sigterm_checkpoints_the_running_trials_records_them_interrupted_and_lea
         assert list((study_dir / ".submitit").iterdir()), "the jobs ran through submitit"
     for run in run_dirs(study_dir):
         progress = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["progress"]
-        assert progress["epoch"] < 3 and progress["batch"] > 0  # stopped inside an epoch, at its exact position
+        assert progress["epoch"] < epochs and progress["batch"] > 0  # stopped inside an epoch, at its exact position
     left = poll(lambda: alive_in_group(search.pid), lambda pids: not pids, 60)
     assert left == [], f"processes of the search still running: {left}"
 
