@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from fashionlab.leaderboard import leaderboard, load_runs, plot  # noqa: E402
+from fashionlab.leaderboard import importance, leaderboard, load_runs, plot  # noqa: E402
 
 
 def main() -> int:
@@ -32,9 +32,10 @@ def main() -> int:
             file=sys.stderr,
         )
         return 1
-    print(leaderboard(runs))
+    found = importance(runs)
+    print(leaderboard(runs, found))
     out = args.plot or args.dir / "comparison.png"
-    plot(runs, out)
+    plot(runs, out, found)
     print(f"\n{len(runs)} runs; plot: {out}")
     return 0
 

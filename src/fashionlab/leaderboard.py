@@ -271,9 +271,15 @@ def pareto_front(runs: list[dict]) -> list[dict]:
     return [r for r in done if not any(dominates(o, r) for o in done if o is not r)]
 
 
-def leaderboard(runs: list[dict]) -> str:
+Found = tuple[dict[str, dict[str, float]], str, list[tuple[dict, float]]]  # what importance() returns
+_COMPUTE: Any = object()  # leaderboard() and plot() compute the importance themselves unless given it
+
+
+def leaderboard(runs: list[dict], found: Found | None = _COMPUTE) -> str:
     """The configurations (where there are repeats), then every run but a search's confirmation runs. A
-    multi-objective search's runs show every objective, the Pareto front first (marked *)."""
+    multi-objective search's runs show every objective, the Pareto front first (marked *). `found`: the
+    runs' importance(), if the caller has it (it fits a random forest: computed once for table and plot)."""
+    found = importance(runs) if found is _COMPUTE else found
     grouped_table = configurations(runs)
     own = [r for r in runs if r.get("confirms") is None] or runs
     keys = differing_keys(own)
@@ -307,7 +313,7 @@ def leaderboard(runs: list[dict]) -> str:
     notes = [f"test/acc: the test split, once, with the weights of each run's best epoch (chosen by {metric})."]
     if others:
         notes.append(f"front (*): the Pareto front of {', '.join([metric, *others])}: no other run is as good in all.")
-    table = "\n".join([_table(header, rows), "", *notes, *best_run_classes(own), *importance_line(importance(runs))])
+    table = "\n".join([_table(header, rows), "", *notes, *best_run_classes(own), *importance_line(found)])
     return table if grouped_table is None else f"{grouped_table}\n\nRuns:\n{table}"
 
 
@@ -332,7 +338,7 @@ def best_run_classes(runs: list[dict]) -> list[str]:
 MIN_TRIALS = 8  # fewer runs say little about which parameter matters
 
 
-def importance(runs: list[dict]) -> tuple[dict[str, dict[str, float]], str, list[tuple[dict, float]]] | None:
+def importance(runs: list[dict]) -> Found | None:
     """Which searched parameters matter, by Optuna's own evaluators: fANOVA and PED-ANOVA (optuna-dashboard's).
 
     From the completed runs' objective where there are enough of them; else (a pruned search completes only
@@ -390,7 +396,7 @@ def importance(runs: list[dict]) -> tuple[dict[str, dict[str, float]], str, list
     return (found, source, data) if found else None
 
 
-def importance_line(found: tuple[dict[str, dict[str, float]], str, list] | None) -> list[str]:
+def importance_line(found: Found | None) -> list[str]:
     if found is None:
         return []
     scores, source, _ = found
@@ -422,7 +428,7 @@ def best_so_far(runs: list[dict], mode: str) -> list[float]:
     return out
 
 
-def plot(runs: list[dict], path: Path) -> None:
+def plot(runs: list[dict], path: Path, found: Found | None = _COMPUTE) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -432,7 +438,7 @@ def plot(runs: list[dict], path: Path) -> None:
     metric, mode = runs[0]["objective"]["metric"], runs[0]["objective"]["mode"]
     ordered = in_order(runs)
     xs = [number(r) if number(r) is not None else i for i, r in enumerate(ordered)]
-    found = importance(runs)
+    found = importance(runs) if found is _COMPUTE else found
     own = [r for r in runs if r.get("confirms") is None]
     multi = [r for r in own if r["status"] == Status.COMPLETED and objectives_of(r)]
     panels = (3 if found else 1) + (1 if multi else 0)
@@ -514,9 +520,10 @@ def plot(runs: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def write_sweep_run(sweep_dir: Path, runs: list[dict]) -> None:
+def write_sweep_run(sweep_dir: Path, runs: list[dict], table: str, found: Found | None) -> None:
     """The search-level TensorBoard run, rewritten whole: each trial's objective by trial number (completed and
-    pruned apart), the best so far, and the leaderboard as text."""
+    pruned apart), the best so far, confirmed trials' mean and spread, the leaderboard `table` as text, and the
+    importance `found`."""
     from torch.utils.tensorboard import SummaryWriter
 
     ordered = [r for r in in_order(runs) if number(r) is not None]
@@ -538,9 +545,8 @@ def write_sweep_run(sweep_dir: Path, runs: list[dict]) -> None:
         for g in confirmed(runs):  # mean and spread over seeds, at the trial's number
             w.add_scalar(f"sweep/confirmed_{metric}_mean", g.mean, g.first["trial"])
             w.add_scalar(f"sweep/confirmed_{metric}_sd", g.sd, g.first["trial"])
-        table = "\n".join("    " + line for line in leaderboard(runs).splitlines())
-        w.add_text("sweep/leaderboard", table, 0)
-        for line in importance_line(importance(runs)):
+        w.add_text("sweep/leaderboard", "\n".join("    " + line for line in table.splitlines()), 0)
+        for line in importance_line(found):
             w.add_text("sweep/importance", line, 0)
 
 
@@ -554,8 +560,9 @@ class SweepSummary(Callback):
         runs = [r for r in load_runs(sweep_dir) if number(r) is not None]
         if not runs:
             return
-        write_sweep_run(sweep_dir, runs)
-        table = leaderboard(runs)
+        found = importance(runs)
+        table = leaderboard(runs, found)
+        write_sweep_run(sweep_dir, runs, table, found)
         (sweep_dir / "leaderboard.txt").write_text(table + "\n")
-        plot(runs, sweep_dir / "comparison.png")
+        plot(runs, sweep_dir / "comparison.png", found)
         logging.getLogger(__name__).info(f"leaderboard ({sweep_dir}):\n{table}")
