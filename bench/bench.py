@@ -33,9 +33,9 @@ from omegaconf import open_dict  # noqa: E402
 
 from fashionlab.data import FashionMNIST, PerSampleDataset  # noqa: E402
 from fashionlab.hydra_setup import EXECUTION_WHITELIST, register_resolvers  # noqa: E402
+from fashionlab.metrics import evaluate  # noqa: E402
 from fashionlab.models import LeNet5  # noqa: E402
 from fashionlab.run import build  # noqa: E402
-from fashionlab.training import evaluate  # noqa: E402
 
 TARGET_ACC = 0.89
 
@@ -107,7 +107,7 @@ def timed(method, total: list):
 def default_training(tmp: Path):
     """conf/train.yaml's defaults, built as src/train.py builds them, logging to `tmp`."""
     with initialize_config_dir(str(ROOT / "conf")), execution_whitelist(EXECUTION_WHITELIST):
-        cfg = compose("train", overrides=["trainer.progress_bar=false", f"paths.data_dir={ROOT}/data"])
+        cfg = compose("train", overrides=["trainer.state_bar=false", f"paths.data_dir={ROOT}/data"])
         with open_dict(cfg):
             cfg.logging.log_dir = str(tmp)
         trainer = instantiate(cfg.trainer)
@@ -132,10 +132,10 @@ def project_default(tmp: Path) -> dict:
     for epoch in range(1, epochs + 1):
         trainer.max_epochs = epoch
         trainer.fit()
-        p = trainer.progress
+        p = trainer.state
         curve.append((p.train_time_s, p.epoch_time_s, evaluate(trainer.model, trainer.data, "test")["test/acc"]))
     trainer.logger.close()
-    p = trainer.progress
+    p = trainer.state
     reach = next((train_s for train_s, _, acc in curve if acc >= TARGET_ACC), float("nan"))
     return {
         "images_per_s": p.images_per_s,
@@ -160,7 +160,7 @@ def profile_default(tmp: Path, rows: int = 12) -> str:
     with profile(record_shapes=True) as prof:
         trainer.fit()
     trainer.logger.close()
-    steps = trainer.progress.step
+    steps = trainer.state.step
     # Grouped by input shape, so conv1 and conv2 (and the two pools) get a row each.
     ops = sorted(prof.key_averages(group_by_input_shape=True), key=lambda e: e.self_cpu_time_total, reverse=True)
     total = sum(e.self_cpu_time_total for e in ops)

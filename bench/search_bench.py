@@ -38,28 +38,11 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, python  # noqa: E402
 
 JOBLIB = ("hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
 NOPRUNER = "hydra/sweeper/pruner=none"
-
-
-def python(repo: Path) -> str:
-    """This venv's interpreter, without this checkout on its path for another checkout: `pip install -e .` puts
-    src/ on sys.path, and two copies of the sweeper plugin would register the same config name. A venv that
-    reads this venv's packages but not its .pth files (made once in /tmp) runs the other checkout."""
-    if repo == ROOT:
-        return sys.executable
-    venv = Path(tempfile.gettempdir()) / "fashionlab-baseline-venv"
-    if not (venv / "bin" / "python").exists():
-        subprocess.run(
-            [sys.executable.replace(str(ROOT / ".venv"), sys.base_prefix), "-m", "venv", str(venv)], check=True
-        )
-    site = next((venv / "lib").glob("python3.*/site-packages"))
-    (site / "fashionlab-venv.pth").write_text(next(p for p in sys.path if p.endswith("site-packages")) + "\n")
-    return str(venv / "bin" / "python")
 
 
 def command(repo: Path, tmp: Path, name: str, trials: int, *extra: str, preset: str = "lenet5_optuna") -> list[str]:
@@ -171,7 +154,8 @@ def retry(tmp: Path) -> dict:
 
 def confirm(tmp: Path, name: str, top: int = 3, seeds: int = 3) -> dict:
     """src/confirm.py on a finished study: its top trials with new seeds; what the confirmation says and costs."""
-    from fashionlab.leaderboard import confirmed, load_runs, verdict
+    from fashionlab.leaderboard.groups import confirmed, verdict
+    from fashionlab.runs import load_runs
 
     start = time.time()
     subprocess.run(
@@ -283,7 +267,7 @@ torch.set_num_threads({threads})
 trainer = default_training(__import__('pathlib').Path({str(tmp)!r}))
 trainer.max_epochs = 1
 trainer.fit()
-print(trainer.progress.images_per_s)
+print(trainer.state.images_per_s)
 """
     out = subprocess.run(
         [sys.executable, "-c", code],
@@ -347,7 +331,7 @@ def main() -> None:
     parser.add_argument("--workers", action="store_true", help="also two workers on one study (10 minutes more)")
     parser.add_argument("--keep", type=Path, default=None, help="keep the searches' folders here (default: deleted)")
     args = parser.parse_args()
-    import study_size
+    import study_size  # the 2,000-trial part: its own script too (bench/study_size.py)
 
     base = baseline_checkout(args.baseline)
     r: dict = {}

@@ -20,17 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-
-PARAMS = {  # conf/hparams_search/lenet5_optuna.yaml
-    "optimizer": "choice(sgd, adamw)",
-    "optimizer.lr": "tag(log, interval(0.0003, 0.3))",
-    "optimizer.weight_decay": "tag(log, interval(0.000001, 0.01))",
-    "data.batch_size": "choice(64, 128, 256)",
-    "model.conv2_channels": "choice(16, 32)",
-    "model.fc1_features": "choice(120, 240)",
-}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, preset_space, python  # noqa: E402
 
 
 def write_study(path: Path, name: str, finished: int) -> int:
@@ -40,8 +31,7 @@ def write_study(path: Path, name: str, finished: int) -> int:
     from optuna.storages.journal import BaseJournalBackend
     from optuna.trial import TrialState
 
-    from fashionlab.study import HEARTBEAT_ATTR
-    from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
+    from fashionlab.search.journal import HEARTBEAT_ATTR
 
     class Records(BaseJournalBackend):
         def __init__(self) -> None:
@@ -53,7 +43,7 @@ def write_study(path: Path, name: str, finished: int) -> int:
         def append_logs(self, logs: list[dict]) -> None:
             self.logs.extend(logs)
 
-    space, _, _ = create_params_from_overrides([f"{k}={v}" for k, v in PARAMS.items()])
+    space = preset_space()
     backend, rng = Records(), random.Random(0)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.create_study(study_name=name, storage=JournalStorage(backend), direction="maximize")
@@ -77,8 +67,6 @@ def write_study(path: Path, name: str, finished: int) -> int:
 def grow(folder: Path, total: int, repo: Path = ROOT) -> dict:
     """Run the preset's search (of checkout `repo`) on synthetic data up to `total` trials; what it cost."""
     start = time.time()
-    from search_bench import python
-
     subprocess.run(
         [
             python(repo),

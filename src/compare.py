@@ -11,7 +11,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from fashionlab.leaderboard import importance, leaderboard, load_runs, plot  # noqa: E402
+from fashionlab.leaderboard.importance import importance  # noqa: E402
+from fashionlab.leaderboard.plot import plot  # noqa: E402
+from fashionlab.leaderboard.table import leaderboard  # noqa: E402
+from fashionlab.runs import load_runs  # noqa: E402
 
 
 def main() -> int:

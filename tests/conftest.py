@@ -26,7 +26,8 @@ from unittest import mock
 import numpy as np
 import pytest
 
-from fashionlab.training import Callback
+from fashionlab import signals
+from fashionlab.callbacks import Callback
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -112,8 +113,9 @@ class StopAtStep(Callback):
         self.step, self.signum = step, signum
 
     def on_step_end(self, trainer) -> None:
-        if trainer.progress.step == self.step:
+        if trainer.state.step == self.step:
             trainer.stop_signal = self.signum
+            signals.request(self.signum)  # as the trainer's handler does: a sweeper in this process stops too
 
 
 @pytest.fixture(scope="session")

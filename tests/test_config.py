@@ -121,7 +121,7 @@ def test_the_command_line_exits_with_one_paragraph(tmp_path):
 def test_every_pruner_option_builds_its_optuna_pruner(pruner, built):
     import optuna
 
-    from fashionlab.search import SEARCH_WHITELIST
+    from fashionlab.search.study import SEARCH_WHITELIST
 
     cfg = compose("hparams_search=lenet5_optuna", f"hydra/sweeper/pruner={pruner}", hydra=True)
     with execution_whitelist(SEARCH_WHITELIST):

@@ -13,7 +13,9 @@ import yaml
 from scipy import stats
 
 from conftest import ROOT, SEARCH, SMOKE, StopAtStep, journal, load_study, main, metrics, train
-from fashionlab.leaderboard import configurations, grouped, leaderboard, load_runs, verdict
+from fashionlab.leaderboard.groups import grouped, verdict
+from fashionlab.leaderboard.table import configurations, leaderboard
+from fashionlab.runs import load_runs
 
 # A search whose trials differ: 3 trials of 1 epoch (no pruning), then the best 2 confirmed with 2 seeds each.
 TINY = (
@@ -73,7 +75,8 @@ def test_configurations_that_the_seeds_cannot_tell_apart_tie(tmp_path):
     assert "tie: the data cannot tell them apart" in said
 
 
-def test_confirmation_trains_the_top_trials_with_new_seeds_and_records_their_mean(tmp_path):
+@pytest.mark.slow  # a search, its confirmation, then confirm.py interrupted and started again
+def test_confirmation_records_the_top_trials_means_and_confirm_py_trains_only_what_is_missing(tmp_path, capsys):
     args = (*TINY, "hydra.sweeper.confirm.top_k=2", "hydra.sweeper.confirm.seeds=2")
     assert main("-m", *args, tmp=tmp_path) == 0
     folder = tmp_path / "multirun" / "lenet5_optuna"
@@ -97,25 +100,23 @@ def test_confirmation_trains_the_top_trials_with_new_seeds_and_records_their_mea
     board = (folder / "leaderboard.txt").read_text()
     assert "n  val/acc mean +/- sd" in board and "best against runner-up" in board
 
-
-@pytest.mark.slow
-def test_confirm_py_started_again_trains_only_what_is_missing_and_resumes_an_interrupted_run(tmp_path, capsys):
+    # A third seed for the best trial, interrupted at step 5 of its first epoch: a checkpoint, not a result.
     spec = importlib.util.spec_from_file_location("confirm", ROOT / "src" / "confirm.py")
     confirm = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(confirm)
-    assert main("-m", *TINY, tmp=tmp_path) == 0  # the search, unconfirmed
-    folder = tmp_path / "multirun" / "lenet5_optuna"
-    trials = len(load_study(journal(tmp_path)).trials)
-    # Interrupted at step 5 of its first epoch: a checkpoint, not a result.
-    assert main(*confirm.train_args(folder, 1, 1, []), tmp=tmp_path, callbacks=[StopAtStep(5)]) == 130
-    (first,) = (folder / "confirm").glob("*/seed=1")
-    assert metrics(first)["status"] == "interrupted"
+    trials = len(study.trials)
+    assert main(*confirm.train_args(folder, 1, 3, []), tmp=tmp_path, callbacks=[StopAtStep(5)]) == 130
+    (third,) = (folder / "confirm").glob("*/seed=3")
+    assert metrics(third)["status"] == "interrupted"
     capsys.readouterr()
-    assert main(*confirm.train_args(folder, 1, 2, []), tmp=tmp_path) == 0
+    assert main(*confirm.train_args(folder, 1, 3, []), tmp=tmp_path) == 0  # started again: only seed 3, resumed
     out = capsys.readouterr().out
-    assert "2 runs to train" in out and f"resuming {first} at epoch 1" in (first / "train.log").read_text()
+    assert (
+        "1 runs to train (2 done already)" in out
+        and f"resuming {third} at epoch 1" in (third / "train.log").read_text()
+    )
     # The command itself, as a user runs it (a process): everything there, nothing to train.
-    proc = train(str(folder), "--top", "1", "--seeds", "2", tmp=tmp_path, script="src/confirm.py")
-    assert "0 runs to train (2 done already)" in proc.stdout + proc.stderr
+    proc = train(str(folder), "--top", "1", "--seeds", "3", tmp=tmp_path, script="src/confirm.py")
+    assert "0 runs to train (3 done already)" in proc.stdout + proc.stderr
     assert len(load_study(journal(tmp_path)).trials) == trials  # confirmation starts no trial of the search
-    assert sorted(metrics(p.parent)["status"] for p in (folder / "confirm").rglob("metrics.json")) == ["completed"] * 2
+    assert [metrics(p.parent)["status"] for p in (folder / "confirm").rglob("metrics.json")] == ["completed"] * 5

@@ -12,8 +12,9 @@ from omegaconf import OmegaConf
 
 from conftest import SMOKE, events, main, metrics, run_dirs
 from fashionlab.data import CLASSES
-from fashionlab.leaderboard import leaderboard, load_runs
-from fashionlab.training import class_tag
+from fashionlab.leaderboard.table import leaderboard
+from fashionlab.metrics import class_tag
+from fashionlab.runs import load_runs
 
 # Synthetic data reaches val/acc 1.0 in epoch 1 and keeps it: the first best epoch (1) is the one chosen, though
 # the weights go on changing (the test loss of epoch 3's weights differs).

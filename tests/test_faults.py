@@ -26,7 +26,7 @@ from conftest import (
     poll,
     run_dirs,
 )
-from fashionlab.training import Callback
+from fashionlab.callbacks import Callback
 
 pytestmark = pytest.mark.slow
 State = optuna.trial.TrialState
@@ -45,28 +45,31 @@ def alive_in_group(pgid: int) -> list[int]:
     return alive
 
 
+def in_setup(run: Path) -> bool:
+    """A trial's job that has started (its run_info.json) and not yet begun training (no TensorBoard file)."""
+    return (run / "run_info.json").is_file() and not list(run.glob("events.out.tfevents.*"))
+
+
 @pytest.mark.parametrize(
-    "launcher",
+    "launcher, moment",
     [
-        ("hydra/launcher=joblib", "hydra.launcher.n_jobs=2"),
-        ("hydra/launcher=submitit_local", "hydra.sweeper.n_jobs=2", "hydra.launcher.timeout_min=5"),
+        # SIGTERM to the whole process group (SLURM, systemd, a terminal's Ctrl-C send it so) while both jobs are
+        # still being built, outside any training loop: the moment that once left trials RUNNING and printed
+        # joblib's KeyboardInterrupt traceback. 150,000 synthetic images make that moment a second or two long.
+        (("hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "data.num_train=150000"), "setup"),
+        # SIGTERM to the sweeper alone, while both train: it forwards SIGINT to its jobs.
+        (("hydra/launcher=submitit_local", "hydra.sweeper.n_jobs=2", "hydra.launcher.timeout_min=5"), "training"),
     ],
-    ids=["joblib", "submitit"],
+    ids=["joblib-group-in-setup", "submitit-sweeper-in-training"],
 )
-def test_sigterm_checkpoints_the_running_trials_records_them_interrupted_and_leaves_no_process(tmp_path, launcher):
+def test_sigterm_checkpoints_the_running_trials_records_them_interrupted_and_leaves_no_process(
+    tmp_path, launcher, moment
+):
     # 50 epochs and no pruning: both trials train until the signal (one that ended first, finished or pruned, would
     # not be interrupted, and its slot would start a third); the signal stops them long before.
     epochs = 50
-    args = (
-        "-m",
-        *SMOKE,
-        *SEARCH,
-        *launcher,
-        "hydra.sweeper.n_trials=4",
-        "data.num_train=3000",
-        "hydra/sweeper/pruner=none",
-        f"trainer.max_epochs={epochs}",
-    )
+    args = ("-m", *SMOKE, *SEARCH, "data.num_train=3000", *launcher, "hydra.sweeper.n_trials=4")
+    args = (*args, "hydra/sweeper/pruner=none", f"trainer.max_epochs={epochs}", "logging.embedding=false")
     search = subprocess.Popen(
         command(*args, tmp=tmp_path),
         cwd=ROOT,
@@ -77,10 +80,15 @@ def test_sigterm_checkpoints_the_running_trials_records_them_interrupted_and_lea
         start_new_session=True,
     )
     study_dir = tmp_path / "multirun" / "lenet5_optuna"
-    # Both trials of the first batch are training (each has written its first checkpoint).
-    found = poll(lambda: list(study_dir.glob("*/checkpoints/last.pt")), lambda ckpts: len(ckpts) == 2, 180)
+    if moment == "setup":  # both jobs started, neither training yet
+        found = poll(lambda: [r for r in study_dir.glob("0*") if in_setup(r)], lambda runs: len(runs) == 2, 180)
+    else:  # both trials are training (each has written its first checkpoint)
+        found = poll(lambda: list(study_dir.glob("*/checkpoints/last.pt")), lambda ckpts: len(ckpts) == 2, 180)
     assert len(found) == 2 and search.poll() is None, search.stdout.read() if search.poll() is not None else found
-    search.send_signal(signal.SIGTERM)  # what SLURM, systemd, kill and container runtimes send
+    if moment == "setup":
+        os.killpg(search.pid, signal.SIGTERM)
+    else:
+        search.send_signal(signal.SIGTERM)  # what SLURM, systemd, kill and container runtimes send
     out, _ = search.communicate(timeout=120)
     assert search.returncode == 130, out
     assert "the search stopped (signal 15)" in out and "Traceback" not in out
@@ -91,17 +99,19 @@ def test_sigterm_checkpoints_the_running_trials_records_them_interrupted_and_lea
     assert all(t.system_attrs["fashionlab:failure"] == "interrupted" for t in trials)
     queued = [t.user_attrs["fashionlab:continues"] for t in everything if t.state == State.WAITING]
     assert sorted(queued) == sorted(t.number for t in trials)  # the next start continues them
-    assert all(t.intermediate_values for t in trials)  # each job knew its trial and reported to the study
     a, b = (metrics(run) for run in run_dirs(study_dir))
-    assert a["status"] == b["status"] == "interrupted"
+    assert a["status"] == b["status"] == "interrupted" and {a["trial"], b["trial"]} == {t.number for t in trials}
     assert a["started_at"] < b["ended_at"] and b["started_at"] < a["ended_at"]  # they ran side by side
     if "joblib" in launcher[0]:  # the cores shared out between the trials that run at once
         assert a["threads"] == b["threads"] == max(1, (os.cpu_count() or 1) // 2)
     else:
+        assert all(t.intermediate_values for t in trials)  # each job knew its trial and reported to the study
         assert list((study_dir / ".submitit").iterdir()), "the jobs ran through submitit"
     for run in run_dirs(study_dir):
         progress = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["progress"]
         assert progress["epoch"] < epochs and progress["batch"] > 0  # stopped inside an epoch, at its exact position
+        if moment == "setup":  # the signal came before training: the first batch, then the checkpoint
+            assert (progress["epoch"], progress["batch"]) == (0, 1)
     left = poll(lambda: alive_in_group(search.pid), lambda pids: not pids, 60)
     assert left == [], f"processes of the search still running: {left}"
 
@@ -113,7 +123,7 @@ class FillTheDisk(Callback):
         self.folder = folder
 
     def on_epoch_end(self, trainer, metrics) -> None:
-        if trainer.progress.epoch == 1:
+        if trainer.state.epoch == 1:
             with open(self.folder / "ballast", "wb") as f, pytest.raises(OSError):
                 while True:
                     f.write(b"\0" * 65536)

@@ -10,12 +10,14 @@ import torch
 from omegaconf import OmegaConf
 
 from conftest import compose
-from fashionlab import record
+from fashionlab import files, record
 from fashionlab.config import UserError
-from fashionlab.leaderboard import best_so_far, differing_keys, leaderboard, ranked
-from fashionlab.progress import Progress, is_better
+from fashionlab.leaderboard.table import leaderboard
+from fashionlab.run_state import RunState, is_better
+from fashionlab.runs import best_so_far, differing_keys, ranked
+from fashionlab.search.journal import HEARTBEAT_ATTR, JournalFileStorage
+from fashionlab.search.storage import fail_stale_trials, open_storage
 from fashionlab.status import Status
-from fashionlab.study import HEARTBEAT_ATTR, JournalFileStorage, fail_stale_trials, open_storage
 
 
 def test_is_better_by_mode_and_never_for_missing_values():
@@ -26,11 +28,11 @@ def test_is_better_by_mode_and_never_for_missing_values():
 
 
 def test_progress_round_trips_through_a_weights_only_checkpoint(tmp_path):
-    p = Progress(total_steps=100, model_target="fashionlab.models.LeNet5", epoch=2, step=40, images=5120)
+    p = RunState(total_steps=100, model_target="fashionlab.models.LeNet5", epoch=2, step=40, images=5120)
     p.metrics["val/acc"] = 0.8
     assert p.update_best(p.metrics, "val/acc", "max") and not p.update_best({"val/acc": 0.7}, "val/acc", "max")
     torch.save({"progress": p.state_dict()}, tmp_path / "ckpt.pt")
-    again = Progress.from_state_dict(torch.load(tmp_path / "ckpt.pt", weights_only=True)["progress"])
+    again = RunState.from_state_dict(torch.load(tmp_path / "ckpt.pt", weights_only=True)["progress"])
     assert again == p and again.best.value == 0.8 and again.best.epoch == 2
 
 
@@ -47,7 +49,7 @@ def test_progress_reads_checkpoints_with_fields_it_no_longer_has_or_not_yet_had(
         "model_target": "fashionlab.models.LeNet5",
         "retired_field": "dropped",
     }  # no epoch_time_s yet
-    p = Progress.from_state_dict(older)
+    p = RunState.from_state_dict(older)
     assert p.step == 10 and p.best.value == 0.5 and p.images_per_s == 1280
     assert p.epoch_time_s == 0.0 and "retired_field" not in p.state_dict()
 
@@ -68,7 +70,7 @@ def test_progress_reads_checkpoints_with_fields_it_no_longer_has_or_not_yet_had(
     ],
 )
 def test_redact_masks_passwords_and_nothing_else(text, shown):
-    assert record.redact(text) == shown
+    assert files.redact(text) == shown
 
 
 def hydra_view(*overrides):

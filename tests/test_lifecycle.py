@@ -67,34 +67,20 @@ def test_the_finished_runs_of_a_grid_become_trials_of_a_study_once(tmp_path, cap
     assert len(trials) == 3  # the 2 runs, and the 1 trial n_trials asked for: imported runs do not count
 
 
-@pytest.mark.parametrize(
-    "budget, reason",
-    [
-        ("hydra.sweeper.target=0.0", "reached the target (hydra.sweeper.target=0)"),
-        ("hydra.sweeper.patience=1", "finished trials in a row brought no better one"),
-        ("hydra.sweeper.timeout=2", "hydra.sweeper.timeout=2 s reached"),
-    ],
-)
-def test_each_budget_ends_the_search_with_its_reason(tmp_path, capsys, budget, reason):
-    assert main("-m", *SMALL, "hydra.sweeper.n_trials=50", budget, tmp=tmp_path) == 0
+@pytest.mark.slow  # a search (the rules themselves: test_search_rules.py)
+def test_a_budget_ends_the_search_with_its_reason_and_exit_status_0(tmp_path, capsys):
+    assert main("-m", *SMALL, "hydra.sweeper.n_trials=50", "hydra.sweeper.target=0.0", tmp=tmp_path) == 0
     out = capsys.readouterr().out
     stop = next(line for line in out.splitlines() if "the search stops: " in line)
-    assert reason in stop
-    study = load_study(journal(tmp_path))
-    trials = study.trials
-    assert 0 < len(trials) < 50 and all(t.state == State.COMPLETE for t in trials)
-    if "target" in budget:
-        assert len(trials) == 1  # the first completed trial is at least 0
-    elif "patience" in budget:  # every trial but the last improved on the best before it
-        values = [t.value for t in trials]
-        assert all(b > max(values[: i + 1]) for i, b in enumerate(values[1:-1])) and values[-1] <= max(values[:-1])
-    else:  # no trial started after the deadline (the search's start, 2 s)
-        first = min(t.datetime_start for t in trials)
-        assert all((t.datetime_start - first).total_seconds() < 2 for t in trials)
+    assert "reached the target (hydra.sweeper.target=0)" in stop and "no more trials start" in stop
+    trials = load_study(journal(tmp_path)).trials
+    assert [t.state for t in trials] == [State.COMPLETE]  # the first completed trial is at least 0
 
 
 def test_importance_of_a_pruned_search_comes_from_the_deepest_epoch_all_trials_reached(tmp_path):
-    from fashionlab.leaderboard import importance, leaderboard, load_runs
+    from fashionlab.leaderboard.importance import importance
+    from fashionlab.leaderboard.table import leaderboard
+    from fashionlab.runs import load_runs
 
     for n in range(10):  # the learning rate decides; batch size is noise; only 2 trials completed
         lr, batch = 10 ** -(1 + n % 5), (64, 128)[n % 2]
@@ -124,7 +110,7 @@ def test_importance_of_a_pruned_search_comes_from_the_deepest_epoch_all_trials_r
 
 @pytest.mark.slow  # six trials
 def test_a_two_objective_search_ends_with_a_front_that_the_leaderboard_and_results_agree_on(tmp_path):
-    from fashionlab.leaderboard import load_runs, pareto_front
+    from fashionlab.runs import load_runs, pareto_front
 
     args = ("hparams_search=lenet5_pareto", "data.num_train=600", "data.val_size=200", "trainer.max_epochs=2")
     assert main("-m", *SMOKE, *args, "hydra.sweeper.n_trials=5", tmp=tmp_path) == 0  # successive halving

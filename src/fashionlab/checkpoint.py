@@ -6,16 +6,20 @@ scheduler, progress counters, the best metric, and the RNG states (torch, numpy,
 
 from __future__ import annotations
 
-import os
+import logging
 import random
 import shutil
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from fashionlab.config import UserError
+from fashionlab.files import commit
+from fashionlab.run_state import RunState
+
+log = logging.getLogger(__name__)
 
 FORMAT = 1
 
@@ -56,27 +60,56 @@ def set_rng_state(state: dict, data_order: torch.Generator) -> None:
 
 
 def save(path: Path, state: dict) -> None:
-    """Write to a temporary file, then rename: a kill at any moment leaves the old or the new file, whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _commit(path, lambda tmp: torch.save({"format": FORMAT, **state}, tmp))
+    """Write atomically (files.commit): a kill at any moment leaves the old or the new file, whole."""
+    commit(path, lambda tmp: torch.save({"format": FORMAT, **state}, tmp))
 
 
 def copy(src: Path, dst: Path) -> None:
     """Atomically make dst a copy of src (best.pt from the last.pt just written)."""
-    _commit(dst, lambda tmp: shutil.copyfile(src, tmp))
+    commit(dst, lambda tmp: shutil.copyfile(src, tmp))
 
 
-def _commit(path: Path, write: Callable[[Path], object]) -> None:
-    """write(tmp), sync, rename over path. A write that fails (a full disk) leaves no temporary file behind."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+def save_trainer(trainer: Any, name: str, order_state: torch.Tensor | None = None) -> None:
+    """The trainer's checkpoint `name` (last.pt): everything `restore_trainer` needs to continue the same sequence.
+    `order_state`: the data order at the start of the epoch, for a checkpoint in the middle of one."""
+    trainer.logger.flush()  # first: events the checkpoint covers must be on disk before it, or a SIGKILL loses them
+    rng = rng_state(trainer.order)
+    if order_state is not None:
+        rng["data_order"] = order_state
+    save(
+        trainer.checkpoint_dir / name,
+        {
+            "model": trainer.model.state_dict(),
+            "optimizer": trainer.optimizer.state_dict(),
+            "scheduler": trainer.scheduler.state_dict() if trainer.scheduler is not None else None,
+            "progress": trainer.state.state_dict(),
+            "rng": rng,
+            "model_target": trainer.state.model_target,
+        },
+    )
+
+
+def restore_trainer(trainer: Any, name: str = "last.pt") -> None:
+    """Continue from a checkpoint: weights, optimizer, schedule, the run's state and every RNG stream."""
+    state = load(trainer.checkpoint_dir / name, trainer.model, trainer.state.model_target)
+    trainer.model.load_state_dict(state["model"])
+    trainer.optimizer.load_state_dict(state["optimizer"])
+    saved = RunState.from_state_dict(state["progress"])
+    total_steps = trainer.state.total_steps
+    if trainer.scheduler is not None and saved.total_steps == total_steps:
+        trainer.scheduler.load_state_dict(state["scheduler"])
+    elif trainer.scheduler is not None:  # e.g. a larger trainer.max_epochs: re-plan the schedule to the new end
+        log.warning(
+            f"the learning-rate schedule was planned for {saved.total_steps} steps and is now "
+            f"re-planned for {total_steps}; it continues from step {saved.step}"
+        )
+        trainer.scheduler = trainer.make_scheduler(
+            trainer.optimizer, total_steps=total_steps, last_epoch=saved.step - 1
+        )
+    set_rng_state(state["rng"], trainer.order)
+    saved.total_steps = total_steps
+    trainer.state = saved
+    trainer.resumed = True
 
 
 def load(path: Path, model: torch.nn.Module, model_target: str) -> dict:

@@ -18,6 +18,10 @@ class UserError(Exception):
     """A problem the user can fix; the message names the problem and the fix."""
 
 
+class StopWorker(UserError):
+    """What stops a search's worker, not only its trial: a full disk, a study database that stays away."""
+
+
 # key -> (type, smallest allowed value, whether that value itself is allowed, largest allowed value or None)
 NUMBERS = {
     "optimizer.lr": (float, 0.0, False, None),
@@ -34,20 +38,6 @@ NUMBERS = {
     "trainer.divergence_threshold": (float, 0.0, False, None),
     "logging.embedding_samples": (int, 1, True, None),
     "seed": (int, 0, True, None),
-}
-# The same for the project's sweeper (hydra.sweeper.*): RDBStorage refuses some of these itself, the journal none.
-SWEEPER_NUMBERS = {
-    "n_trials": (int, 1, True, None),
-    "n_jobs": (int, 1, True, None),
-    "max_failure_rate": (float, 0.0, True, 1.0),
-    "heartbeat_interval": (int, 1, True, None),
-    "grace_period": (int, 1, True, None),
-    "storage_timeout": (float, 0.0, True, None),
-    "confirm.top_k": (int, 0, True, None),
-    "confirm.seeds": (int, 1, True, None),
-    "timeout": (float, 0.0, True, None),
-    "patience": (int, 1, True, None),
-    "target": (float, -math.inf, True, None),
 }
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("32", "bf16")
@@ -107,26 +97,9 @@ def check_numbers(cfg: DictConfig, table: dict, prefix: str = "") -> list[str]:
     return problems
 
 
-def check_sweeper(sweeper: DictConfig) -> str | None:
-    """The project's sweeper settings (hydra.sweeper): one paragraph naming what is wrong, or None."""
-    problems = check_numbers(sweeper, SWEEPER_NUMBERS, "hydra.sweeper.")
-    beat, grace = sweeper.get("heartbeat_interval"), sweeper.get("grace_period")
-    if not problems and beat and grace and grace <= beat:
-        problems.append(
-            f"hydra.sweeper.grace_period={grace} must be longer than hydra.sweeper.heartbeat_interval={beat} "
-            f"(a running trial would be taken for dead between two heartbeats)"
-        )
-    if not problems:
-        return None
-    return (
-        "Bad config value: " + "; ".join(problems) + ". Fix the override on the command line (or the "
-        "hparams_search preset) and run again."
-    )
-
-
 def pick_device(name: str) -> torch.device:
     """The torch.device for trainer.device; `auto` takes cuda, then mps, then cpu."""
-    import torch
+    import torch  # torch takes seconds to import: config.py is read by torch-free commands too
 
     if name == "auto":
         if torch.cuda.is_available():

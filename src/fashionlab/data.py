@@ -135,7 +135,7 @@ class PerSampleDataset(torch.utils.data.Dataset):
     """What torchvision's FashionMNIST does per item: uint8 array -> PIL image -> ToTensor -> Normalize."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor):
-        from torchvision import transforms
+        from torchvision import transforms  # torchvision takes about 3 s to import: only on this path
 
         self.images, self.labels = images, labels
         self.transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))])
@@ -144,7 +144,7 @@ class PerSampleDataset(torch.utils.data.Dataset):
         return len(self.labels)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        from PIL import Image
+        from PIL import Image  # only on this path (torchvision's own per-sample path)
 
         return self.transform(Image.fromarray(self.images[i].numpy(), mode="L")), int(self.labels[i])
 
@@ -223,7 +223,7 @@ class FashionMNIST(ImageData):
                     shutil.copyfileobj(src, dst)
                 os.replace(tmp, raw / name)
             return
-        from torchvision.datasets import FashionMNIST as TorchvisionFashionMNIST
+        from torchvision.datasets import FashionMNIST as TorchvisionFashionMNIST  # 3 s: only to download
 
         try:
             TorchvisionFashionMNIST(str(self.root), train=True, download=True)

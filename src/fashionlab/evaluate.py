@@ -16,6 +16,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from fashionlab.config import UserError
+from fashionlab.files import write_atomic
+from fashionlab.runs import load_runs, most_confused, ranked
 from fashionlab.status import Status
 
 log = logging.getLogger(__name__)
@@ -25,8 +27,6 @@ SPLITS = ("test", "val")
 def locate(ckpt: str) -> tuple[Path, Path]:
     """(run folder, checkpoint file) for `ckpt=`: a run folder (its best.pt), a .pt file inside a run folder, or a
     folder of runs (a study, a grid: its best completed run, by the objective)."""
-    from fashionlab.leaderboard import load_runs, ranked
-
     path = Path(ckpt).expanduser().resolve()
     if path.is_file():
         run = path.parent.parent  # <run>/checkpoints/<name>.pt
@@ -85,9 +85,9 @@ def evaluate(cfg: DictConfig, out: Path) -> dict[str, Any]:
     import torch
     from hydra.utils import instantiate
 
-    from fashionlab import checkpoint, record
+    from fashionlab import checkpoint
     from fashionlab.config import pick_device
-    from fashionlab.training import predict
+    from fashionlab.metrics import predict
 
     if cfg.split not in SPLITS:
         raise UserError(f"split={cfg.split} is not one of {', '.join(SPLITS)}.")
@@ -120,7 +120,7 @@ def evaluate(cfg: DictConfig, out: Path) -> dict[str, Any]:
         **metrics,
         f"{cfg.split}/confusion": {"classes": list(data.classes), "counts": predictions.confusion.tolist()},
     }
-    record.write_atomic(out / "metrics.json", json.dumps(result, indent=2) + "\n")
+    write_atomic(out / "metrics.json", json.dumps(result, indent=2) + "\n")
     return result
 
 
@@ -139,14 +139,3 @@ def report(result: dict[str, Any]) -> str:
     if pair:
         lines.append(f"most confused: {pair}")
     return "\n".join(lines)
-
-
-def most_confused(confusion: dict[str, Any] | None) -> str | None:
-    """'Shirt taken for T-shirt/top 112 times (11% of Shirt)': the largest count off the diagonal."""
-    if not confusion or not confusion.get("counts"):
-        return None
-    counts, classes = confusion["counts"], confusion["classes"]
-    n, i, j = max((counts[i][j], i, j) for i in range(len(classes)) for j in range(len(classes)) if i != j)
-    if n == 0:
-        return None
-    return f"{classes[i]} taken for {classes[j]} {n} times ({n / sum(counts[i]):.0%} of {classes[i]})"

@@ -8,20 +8,27 @@ done, and the HPARAMS row with the run's status when it ends.
 
 from __future__ import annotations
 
-import hashlib
 import time
-from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
+from tensorboard.plugins.hparams.api_pb2 import Status as SessionStatus
+from tensorboard.plugins.hparams.metadata import PLUGIN_DATA_VERSION, PLUGIN_NAME, SESSION_END_INFO_TAG
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData, SessionEndInfo
+from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
 from fashionlab import record
+from fashionlab.callbacks import Callback
+from fashionlab.data import normalize
+from fashionlab.figures import confusion_figure, predictions_figure
+from fashionlab.metrics import Predictions, class_tag
 from fashionlab.status import Outcome, Status
-from fashionlab.training import Callback, Predictions, class_tag
+from fashionlab.views import add_embedding, add_graph, image_grid
 
 if TYPE_CHECKING:
-    from torch.utils.tensorboard import SummaryWriter
-
     from fashionlab.training import Trainer
 
 # The chart the tutorial draws with add_scalars. add_scalars would write one extra run per line
@@ -33,87 +40,6 @@ LOSS_CHART = {
         "accuracy": ["Multiline", ["^train/acc$", "^val/acc$"]],
     }
 }
-
-
-def image_grid(images: torch.Tensor, nrow: int = 8, padding: int = 2, pad_value: int = 255) -> torch.Tensor:
-    """(N, H, W) images -> one (1, H', W') image of them in rows of `nrow`, as torchvision's make_grid draws them.
-
-    Written here because importing torchvision costs about 3 s per process (it imports torch._dynamo).
-    """
-    n, h, w = images.shape
-    rows = -(-n // nrow)
-    grid = torch.full((rows * (h + padding) + padding, nrow * (w + padding) + padding), pad_value, dtype=images.dtype)
-    for i, image in enumerate(images):
-        top, left = (i // nrow) * (h + padding) + padding, (i % nrow) * (w + padding) + padding
-        grid[top : top + h, left : left + w] = image
-    return grid.unsqueeze(0)
-
-
-# What every run of a search writes alike, kept per process: the projector's sprite and pixel matrix (the same
-# 100 training images in each run), and a traced graph (one per architecture). Bounded: cleared when full.
-_SAME: dict[tuple, Any] = {}
-
-
-def _kept(key: tuple, make: Callable[[], Any]) -> Any:
-    if key not in _SAME:
-        if len(_SAME) > 16:
-            _SAME.clear()
-        _SAME[key] = make()
-    return _SAME[key]
-
-
-def _digest(t: torch.Tensor) -> str:
-    return hashlib.sha1(t.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
-
-
-def add_embedding(
-    w: SummaryWriter, mat: torch.Tensor, metadata: list[str], label_img: torch.Tensor, step: int, tag: str
-) -> None:
-    """SummaryWriter.add_embedding's files (PROJECTOR), the same bytes, cheaper: torch formats each number of
-    the matrix in Python (0.1 s for the 100 x 784 pixels here), and encodes the same sprite in every run."""
-    import os
-
-    from google.protobuf import text_format
-    from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
-    from torch.utils.tensorboard._embedding import get_embedding_info, make_sprite, make_tsv, write_pbtxt
-
-    logdir = w.get_logdir()
-    subdir = f"{str(step).zfill(5)}/{tag.replace('/', '_')}"  # where add_embedding puts it
-    folder = os.path.join(logdir, subdir)
-    os.makedirs(folder, exist_ok=True)
-    make_tsv(metadata, folder)
-
-    def sprite() -> bytes:
-        make_sprite(label_img, folder)
-        with open(os.path.join(folder, "sprite.png"), "rb") as f:
-            return f.read()
-
-    png = _kept(("sprite", _digest(label_img)), sprite)
-    with open(os.path.join(folder, "sprite.png"), "wb") as f:
-        f.write(png)
-    # repr: the shortest text that reads back exactly (what torch writes, number by number)
-    tsv = _kept(("tsv", _digest(mat)), lambda: "".join("\t".join(map(repr, row)) + "\n" for row in mat.tolist()))
-    with open(os.path.join(folder, "tensors.tsv"), "w") as text:
-        text.write(tsv)
-    config = getattr(w, "_projector_config", None) or ProjectorConfig()
-    config.embeddings.extend([get_embedding_info(metadata, label_img, subdir, step, tag)])
-    w._projector_config = config
-    write_pbtxt(logdir, text_format.MessageToString(config))
-
-
-def add_graph(w: SummaryWriter, model: torch.nn.Module, x: torch.Tensor) -> None:
-    """SummaryWriter.add_graph, traced once per architecture and input shape in a process (0.07 s a trace)."""
-    import warnings
-
-    from torch.utils.tensorboard._pytorch_graph import graph
-
-    def trace() -> Any:
-        with warnings.catch_warnings():  # torch.jit.trace warns that it is deprecated
-            warnings.simplefilter("ignore")
-            return graph(model, x)
-
-    file_writer = w._get_file_writer()
-    file_writer.add_graph(_kept(("graph", repr(model), tuple(x.shape), str(x.dtype)), trace))
 
 
 class TensorBoardLogger(Callback):
@@ -156,23 +82,23 @@ class TensorBoardLogger(Callback):
     # The Trainer's hooks.
     def on_fit_start(self, trainer: Trainer) -> None:
         # A resumed run purges what the stopped run wrote after its checkpoint: one continuous curve.
-        self.open(purge_step=trainer.progress.step + 1 if trainer.resumed else None)
+        self.open(purge_step=trainer.state.step + 1 if trainer.resumed else None)
         if not trainer.resumed:
             self.log_start(trainer.model, trainer.data, self.run_notes)
 
     def on_epoch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
         if not self.histograms:  # HISTOGRAMS / DISTRIBUTIONS: each layer's weights, and the last step's gradients
             return
-        w, step = self._writer(), trainer.progress.step
+        w, step = self._writer(), trainer.state.step
         for name, param in trainer.model.named_parameters():
             w.add_histogram(f"weights/{name}", param.detach().float().cpu(), step)
             if param.grad is not None:
                 w.add_histogram(f"gradients/{name}", param.grad.float().cpu(), step)
 
     def on_test_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
-        self.log_features(trainer.model, trainer.data, trainer.progress.step)
+        self.log_features(trainer.model, trainer.data, trainer.state.step)
         assert trainer.predictions is not None
-        self.log_evaluation(trainer.predictions, trainer.data, trainer.progress.step, trainer.progress.tested_epoch)
+        self.log_evaluation(trainer.predictions, trainer.data, trainer.state.step, trainer.state.tested_epoch)
 
     def on_end(self, trainer: Trainer, outcome: Outcome) -> None:
         if outcome.status != Status.INTERRUPTED:  # the HPARAMS row is written once, when the run has an outcome
@@ -181,8 +107,13 @@ class TensorBoardLogger(Callback):
 
     def open(self, purge_step: int | None = None) -> None:
         """Open the writer; on resume, purge_step makes TensorBoard drop the killed run's later events."""
-        from torch.utils.tensorboard import SummaryWriter
-
+        if purge_step is not None:
+            # TensorBoard reads a run's event files in name order, which starts with the second each was made,
+            # then host and process id: a resume in the very second the stopped run made its file (a quick retry)
+            # must wait for the next second, or its file could be read first and the curve would go back in time.
+            made = [int(p.name.split(".")[3]) for p in Path(self.log_dir).glob("events.out.tfevents.*")]
+            while made and time.time() < max(made) + 1:
+                time.sleep(0.05)
         self.writer = SummaryWriter(self.log_dir, purge_step=purge_step, flush_secs=self.flush_secs)
 
     def log_start(self, model: torch.nn.Module, data: Any, notes: dict[str, str]) -> None:
@@ -219,8 +150,6 @@ class TensorBoardLogger(Callback):
         """The same images as the pixel embedding, as the model sees them after training (penultimate layer)."""
         if not self.embedding:
             return
-        from fashionlab.data import normalize
-
         x, y = self._embedding_sample(data)
         device = next(model.parameters()).device
         with torch.inference_mode():
@@ -231,8 +160,6 @@ class TensorBoardLogger(Callback):
     def log_evaluation(self, predictions: Predictions, data: Any, step: int, epoch: int | None) -> None:
         """A split's evaluation views: a PR curve per class (PR CURVES), the confusion matrix and a grid of
         predictions (IMAGES). Per-class accuracies are scalars, logged with the split's other metrics."""
-        from fashionlab.figures import confusion_figure, predictions_figure
-
         w, split = self._writer(), predictions.split
         probs = predictions.logits.softmax(1)
         if self.pr_curves:
@@ -270,18 +197,12 @@ class TensorBoardLogger(Callback):
         """
         if not self.hparams:
             return
-        from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
-        from tensorboard.plugins.hparams.api_pb2 import Status
-        from tensorboard.plugins.hparams.metadata import PLUGIN_DATA_VERSION, PLUGIN_NAME, SESSION_END_INFO_TAG
-        from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData, SessionEndInfo
-        from torch.utils.tensorboard.summary import hparams as hparams_summaries
-
         file_writer = self._writer().file_writer
         assert file_writer is not None
         _, session_start, _ = hparams_summaries(hparams, {})
         file_writer.add_summary(session_start)
         sei = SessionEndInfo(
-            status=Status.Value("STATUS_SUCCESS" if ok else "STATUS_FAILURE"), end_time_secs=time.time()
+            status=SessionStatus.Value("STATUS_SUCCESS" if ok else "STATUS_FAILURE"), end_time_secs=time.time()
         )
         content = HParamsPluginData(session_end_info=sei, version=PLUGIN_DATA_VERSION)
         meta = SummaryMetadata(

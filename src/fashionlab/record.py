@@ -2,93 +2,31 @@
 
 Hyperparameters are what the run chose, nothing else: the config group choices, the command-line
 overrides and, in a search, the searched parameters (first). The keys that say where or how a run goes
-rather than what it trains are one list in conf/train.yaml (`hydra.job.config.override_dirname.exclude_keys`),
-which also keeps them out of run folder names. Every text that leaves the process goes through
-`redact`, so a database password in a storage URL is never written or printed.
+rather than what it trains are one list in conf/hydra/default.yaml (`hydra.job.config.override_dirname.
+exclude_keys`), which also keeps them out of run folder names. Every text that leaves the process goes through
+`files.redact`, so a database password in a storage URL is never written or printed. runs.py reads it back.
 """
 
 from __future__ import annotations
 
-import errno
 import json
-import os
 import platform
-import re
 import shlex
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
-from fashionlab.config import UserError
-from fashionlab.progress import Progress
+from fashionlab.files import DISK_FULL, disk_full, redact, write_atomic
+from fashionlab.run_state import RunState
+from fashionlab.runs import config_id
+from fashionlab.search import confirms
 from fashionlab.status import Outcome, Status
-
-DISK_FULL = (errno.ENOSPC, errno.EDQUOT)  # no space left, or over the user's quota: the same for a run
-
-
-class DiskFull(UserError):
-    """A write failed for lack of space: the run (or the search's worker) stops, saying what survived."""
-
-
-def disk_full(run_dir: Path, error: OSError) -> DiskFull:
-    """The one paragraph for a full disk: which folder, the last good checkpoint, how to go on."""
-    last = run_dir / "checkpoints" / "last.pt"
-    where = f" writing {error.filename}" if error.filename else ""
-    if last.is_file():
-        then = (
-            f"The last good checkpoint is {last}: free some space (or move the run folder to a disk with room) and "
-            f"continue it with: python src/train.py resume={run_dir}"
-        )
-    else:
-        then = "No checkpoint was written yet: free some space and start the run again."
-    return DiskFull(f"The disk holding {run_dir} is full ({error.strerror}{where}); the run stopped. {then}")
-
-
-def quiet_disk_full_in_threads() -> None:
-    """A background writer (TensorBoard's) that hits a full disk prints a traceback from its thread; the job
-    reports the full disk itself, in one paragraph. So a thread's disk-full error is not printed again, and a log
-    line that does not fit is dropped rather than printed with a traceback."""
-    import logging
-    import threading
-
-    default = threading.excepthook
-
-    def hook(args: threading.ExceptHookArgs) -> None:
-        if not (isinstance(args.exc_value, OSError) and args.exc_value.errno in DISK_FULL):
-            default(args)
-
-    threading.excepthook = hook
-    logging.raiseExceptions = False
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file, then rename: the old file or the new one, whole; never a half-written one.
-
-    A write that fails (a full disk) removes its temporary file and raises.
-    """
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-# `scheme://user:password@host` and `password=...` (a libpq keyword or URL query): the password becomes ***.
-CONFIRMS_ENV = "FASHIONLAB_CONFIRMS"  # set by the sweeper on a confirmation run: the trial it repeats
-_URL_PASSWORD = re.compile(r"([a-zA-Z][\w+.-]*://[^/\s:@]*):[^@\s]*@")
-_KEYWORD_PASSWORD = re.compile(r"(password\s*=\s*)[^\s&]+", re.IGNORECASE)
-
-
-def redact(text: str) -> str:
-    """`postgresql://user:secret@host/db` -> `postgresql://user:***@host/db`, anywhere in `text`."""
-    return _KEYWORD_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1:***@", str(text)))
 
 
 def _excluded(key: str, exclude: list[str]) -> bool:
@@ -122,16 +60,12 @@ def hparams(cfg: DictConfig, hc: DictConfig, searched: Sequence[str] = ()) -> di
 def tensorboard_hparams(chosen: dict, status: Status) -> dict:
     """HPARAMS takes bool, number or string: anything else (lists, None) is shown as text. The status is a column,
     and so is `repeat_group`, the configuration's short name: runs that differ only by seed share it."""
-    from fashionlab.leaderboard import config_id
-
     values = {k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in chosen.items()}
     return {**values, "repeat_group": config_id(chosen), "status": str(status)}
 
 
 def run_info() -> dict[str, str]:
     """Package versions, command and git commit: what it takes to reproduce a run."""
-    from importlib.metadata import version
-
     info = {
         "command": redact(" ".join(shlex.quote(a) for a in sys.argv)),
         "python": platform.python_version(),
@@ -171,9 +105,8 @@ def write_run_info(run_dir: Path, cfg: DictConfig) -> dict[str, str]:
 def save_config(run_dir: Path, cfg: DictConfig, hc: DictConfig) -> None:
     """.hydra/config.yaml and overrides.yaml, as Hydra writes them (resume= tells Hydra not to, until it may)."""
     hydra_dir = run_dir / ".hydra"
-    hydra_dir.mkdir(exist_ok=True)
-    OmegaConf.save(cfg, hydra_dir / "config.yaml")
-    OmegaConf.save(OmegaConf.create(list(hc.overrides.task)), hydra_dir / "overrides.yaml")
+    write_atomic(hydra_dir / "config.yaml", OmegaConf.to_yaml(cfg))
+    write_atomic(hydra_dir / "overrides.yaml", OmegaConf.to_yaml(OmegaConf.create(list(hc.overrides.task))))
 
 
 def objectives(cfg: DictConfig) -> list[dict]:
@@ -182,19 +115,11 @@ def objectives(cfg: DictConfig) -> list[dict]:
     return [dict(o) for o in cast(list, items)]
 
 
-def read_status(run_dir: Path) -> str | None:
-    """The status in a run's metrics.json; None if it has none or it cannot be read (torn, or not there)."""
-    try:
-        return json.loads((run_dir / "metrics.json").read_text())["status"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
 def write_metrics(
     run_dir: Path,
     cfg: DictConfig,
     hc: DictConfig,
-    progress: Progress,
+    state: RunState,
     outcome: Outcome,
     start: float,
     chosen: dict,
@@ -205,9 +130,9 @@ def write_metrics(
 
     `trial` is the search's trial (search.Trial), None outside a search.
     """
-    import torch
+    import torch  # the thread count, in a job that has torch loaded; the sweeper reads this module without it
 
-    best = progress.best
+    best = state.best
     result = {
         "status": str(outcome.status),
         "error": redact(outcome.error) if outcome.error else None,
@@ -215,32 +140,32 @@ def write_metrics(
             "metric": cfg.objective.metric,
             "mode": cfg.objective.mode,
             "value": best.value if best and outcome.status.has_result else None,
-            "curve": {int(e): v for e, v in progress.curve.items()},  # after each epoch (pruned trials too)
+            "curve": {int(e): v for e, v in state.curve.items()},  # after each epoch (pruned trials too)
             # A multi-objective run's objectives (objective.metrics), each with its mode and value:
             "objectives": [{**o, "value": v} for o, v in zip(objectives(cfg), outcome.values)] or None,
         },
         "best": best.__dict__ if best else None,
-        **{k: v for k, v in progress.metrics.items() if k.split("/")[0] in ("train", "val", "test", "model")},
+        **{k: v for k, v in state.metrics.items() if k.split("/")[0] in ("train", "val", "test", "model")},
         # The test figures are those of the weights the objective chose (best.pt), from this epoch:
-        "tested_epoch": progress.tested_epoch,
-        "test/confusion": {"classes": list(classes), "counts": progress.confusion} if progress.confusion else None,
-        "epochs": progress.epoch,
+        "tested_epoch": state.tested_epoch,
+        "test/confusion": {"classes": list(classes), "counts": state.confusion} if state.confusion else None,
+        "epochs": state.epoch,
         "max_epochs": cfg.trainer.max_epochs,
-        "steps": progress.step,
-        "train_time_s": round(progress.train_time_s, 3),
+        "steps": state.step,
+        "train_time_s": round(state.train_time_s, 3),
         "wall_time_s": round(time.time() - start, 3),
         "started_at": start,
         "ended_at": time.time(),
         "threads": torch.get_num_threads(),
-        "images_per_s": round(progress.images_per_s) if progress.images_per_s else None,
+        "images_per_s": round(state.images_per_s) if state.images_per_s else None,
         "job": {"num": hc.job.get("num"), "overrides": [redact(o) for o in hc.overrides.task]},
         "hparams": chosen,
         "seed": cfg.seed,
         "split_seed": OmegaConf.select(cfg, "data.split_seed", default=None),
     }
-    confirms = OmegaConf.select(hc, f"job.env_set.{CONFIRMS_ENV}", default=None)
-    if confirms is not None:  # a confirmation run of a search's trial (the sweeper's hydra.sweeper.confirm)
-        result["confirms"] = int(confirms)
+    repeats = confirms(hc)
+    if repeats is not None:  # a confirmation run of a search's trial (the sweeper's hydra.sweeper.confirm)
+        result["confirms"] = repeats
     if trial is not None:
         result.update(study=trial.study_name, trial=trial.number)
     try:

@@ -2,8 +2,8 @@
 
 `main` is what `src/train.py` calls for every run and every trial of a search. It reads top to bottom:
 the trainer and its components are built from the config, trained and tested (Trainer.run), and what happened
-is recorded (record.py). In a search by the project's sweeper the job also knows its trial (search.py), one of
-the trainer's callbacks: it reports after every epoch and stops the run when the pruner says so.
+is recorded (record.py). In a search by the project's sweeper the job also knows its trial (search/trial.py),
+one of the trainer's callbacks: it reports after every epoch and stops the run when the pruner says so.
 
 Every job returns an `Outcome` (status.py): the sweeper tells the study from it alone. Outside a search, an
 outcome other than completed is an exit status: a user's mistake is one paragraph (exit 2), a run that
@@ -29,20 +29,27 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from fashionlab import record, search
-from fashionlab.config import UserError, check_config
-from fashionlab.record import DiskFull
+from fashionlab import checkpoint, record, signals
+from fashionlab.callbacks import Callback
+from fashionlab.config import StopWorker, UserError, check_config
+from fashionlab.files import DISK_FULL, disk_full, quiet_disk_full_in_threads
+from fashionlab.runs import read_status
+from fashionlab.search import trial_number
+from fashionlab.search.launchers import in_process, threads_per_job
 from fashionlab.status import EXIT_INTERRUPTED, EXIT_NOT_COMPLETED, Outcome, Status, fail
-from fashionlab.study import StorageLost
-from fashionlab.training import Callback, Trainer
+from fashionlab.training import Trainer
 
 log = logging.getLogger(__name__)
 
 
 def main(cfg: DictConfig) -> Outcome:
     """Run one job and say how it ended."""
-    in_search = HydraConfig.get().mode == RunMode.MULTIRUN
-    record.quiet_disk_full_in_threads()
+    hc = HydraConfig.get()
+    in_search = hc.mode == RunMode.MULTIRUN
+    quiet_disk_full_in_threads()
+    if in_search and not in_process(hc.launcher):  # a worker process of a search: signals never raise here
+        signals.install("job")
+        signals.clear()  # what an earlier job of this process was told is not for this one
     try:
         try:
             check_config(cfg)  # before torch is imported: a typo answers at once
@@ -55,7 +62,7 @@ def main(cfg: DictConfig) -> Outcome:
                 f"{message} Check the _target_ and the keys of that config "
                 f"group (python src/train.py --cfg job shows them)."
             ) from None
-    except (StorageLost, DiskFull) as e:
+    except StopWorker as e:  # a full disk, a study database that stays away
         if in_search:
             raise  # the worker stops: its sweeper says why
         fail(str(e), EXIT_NOT_COMPLETED)
@@ -130,16 +137,20 @@ def train(cfg: DictConfig) -> Outcome:
     start = time.time()  # the job's own time: building, training, testing, recording
     hc = cast(DictConfig, HydraConfig.get())  # a DictConfig at run time, typed as the dataclass it was made of
     run_dir, in_search = Path(hc.runtime.output_dir), hc.mode == RunMode.MULTIRUN
-    trial = search.open_trial(hc, cfg)  # None unless the project's sweeper launched this job
+    trial = None
+    if trial_number(hc) is not None:  # the project's sweeper launched this job as a trial
+        from fashionlab.search.trial import open_trial  # Optuna: only in a search's trial
+
+        trial = open_trial(hc, cfg)
     trainer = instantiate(cfg.trainer)
-    trainer.prepare(cfg.seed, threads=search.threads_per_job(hc))
+    trainer.prepare(cfg.seed, threads=threads_per_job(hc))
     chosen = record.hparams(cfg, hc, searched=list(trial.params) if trial else [])
     notes = {} if cfg.resume else record.write_run_info(run_dir, cfg)
     build(cfg, trainer, run_dir, chosen, notes, [trial] if trial else [])
     if cfg.resume:
-        trainer.restore()
-        p = trainer.progress
-        if p.epoch >= trainer.max_epochs and record.read_status(run_dir) == Status.COMPLETED:
+        checkpoint.restore_trainer(trainer)
+        p = trainer.state
+        if p.epoch >= trainer.max_epochs and read_status(run_dir) == Status.COMPLETED:
             log.info(
                 f"{run_dir} is complete ({p.epoch} of {trainer.max_epochs} epochs, tested): nothing to do, nothing "
                 f"changed. To train it longer: python src/train.py resume={shlex.quote(str(run_dir))} "
@@ -150,21 +161,21 @@ def train(cfg: DictConfig) -> Outcome:
         log.info(f"resuming {run_dir} at epoch {p.epoch + 1}, step {p.step}")
 
     try:
-        outcome = with_objectives(cfg, trainer.run(), trainer.progress.metrics)
+        outcome = with_objectives(cfg, trainer.run(), trainer.state.metrics)
     except BaseException as e:
-        if isinstance(e, OSError) and e.errno in record.DISK_FULL:  # nothing more fits there: say what survived
-            raise record.disk_full(run_dir, e) from None
-        failed = Outcome(Status.FAILED, epochs=trainer.progress.epoch, error=f"{type(e).__name__}: {e}")
-        record.write_metrics(run_dir, cfg, hc, trainer.progress, failed, start, chosen, trial)
+        if isinstance(e, OSError) and e.errno in DISK_FULL:  # nothing more fits there: say what survived
+            raise disk_full(run_dir, e) from None
+        failed = Outcome(Status.FAILED, epochs=trainer.state.epoch, error=f"{type(e).__name__}: {e}")
+        record.write_metrics(run_dir, cfg, hc, trainer.state, failed, start, chosen, trial)
         raise
-    record.write_metrics(run_dir, cfg, hc, trainer.progress, outcome, start, chosen, trial, trainer.data.classes)
+    record.write_metrics(run_dir, cfg, hc, trainer.state, outcome, start, chosen, trial, trainer.data.classes)
 
     metric = cfg.objective.metric
     if outcome.status == Status.COMPLETED:
-        m = trainer.progress.metrics
+        m = trainer.state.metrics
         log.info(
             f"test/loss {m['test/loss']:.4f}  test/acc {m['test/acc']:.4f}  (the weights of epoch "
-            f"{trainer.progress.tested_epoch}, the best {metric}; {run_dir})"
+            f"{trainer.state.tested_epoch}, the best {metric}; {run_dir})"
         )
     elif outcome.status == Status.PRUNED:  # the checkpoint of that epoch is written; no test: the trial was losing
         log.info(

@@ -1,4 +1,5 @@
-"""Where a run stands: what the Trainer advances, a checkpoint saves, and metrics.json reports.
+"""A run's state: where it stands (epoch, batch, step), its best value, its latest metrics. The Trainer advances
+it, a checkpoint saves it (under the key "progress", as checkpoints always have), metrics.json reports it.
 
 Plain data (ints, floats, strings, dicts), so checkpoints load with `torch.load(weights_only=True)`.
 Also the one definition of "is this value better than the best" (the leaderboard uses it too).
@@ -28,7 +29,7 @@ class Best:
 
 
 @dataclass
-class Progress:
+class RunState:
     total_steps: int  # the steps the learning-rate schedule was planned for
     model_target: str  # the model class, checked against the config on resume
     epoch: int = 0  # epochs finished
@@ -59,7 +60,7 @@ class Progress:
         return asdict(self)
 
     @classmethod
-    def from_state_dict(cls, state: dict) -> Progress:
+    def from_state_dict(cls, state: dict) -> RunState:
         known = {f.name for f in fields(cls)}
         state = {k: v for k, v in state.items() if k in known}  # older checkpoints carried extra keys
         best = state.get("best")
