@@ -28,6 +28,18 @@ def python(repo: Path) -> str:
     return str(venv / "bin" / "python")
 
 
+def baseline_checkout(commit: str) -> Path:
+    """A git worktree of an earlier commit in /tmp (made once): the code a benchmark compares with."""
+    folder = Path(tempfile.gettempdir()) / f"fashionlab-{commit}"
+    if not (folder / "src" / "train.py").is_file():
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", "--force", str(folder), commit],
+            check=True,
+            capture_output=True,
+        )
+    return folder
+
+
 def preset_space(preset: str = "lenet5_optuna") -> dict:
     """The search space of conf/hparams_search/<preset>.yaml, as the sweeper parses it (Optuna distributions)."""
     from omegaconf import OmegaConf

@@ -39,7 +39,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, python  # noqa: E402
+from _common import ROOT, baseline_checkout, python  # noqa: E402
 
 JOBLIB = ("hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
 NOPRUNER = "hydra/sweeper/pruner=none"
@@ -278,17 +278,6 @@ print(trainer.state.images_per_s)
         env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
     return float(out.stdout.strip().splitlines()[-1])
-
-
-def baseline_checkout(commit: str) -> Path:
-    folder = Path(tempfile.gettempdir()) / f"fashionlab-{commit}"
-    if not (folder / "src" / "train.py").is_file():
-        subprocess.run(
-            ["git", "-C", str(ROOT), "worktree", "add", "--detach", "--force", str(folder), commit],
-            check=True,
-            capture_output=True,
-        )
-    return folder
 
 
 def confirm_rows(c: dict) -> str:

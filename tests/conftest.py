@@ -23,11 +23,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from unittest import mock
 
-import numpy as np
-import pytest
+# One torch thread in each test process and in every process a test starts: pytest-xdist runs two test processes on
+# two cores, and torch's default (a thread per core each) oversubscribes them; OpenMP's threads then spin, waiting
+# for each other, and the suite burns its CPU time in that wait.
+os.environ["OMP_NUM_THREADS"] = "1"
 
-from fashionlab import signals
-from fashionlab.callbacks import Callback
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from fashionlab import signals  # noqa: E402
+from fashionlab.callbacks import Callback  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -98,7 +103,7 @@ def main(*args: str, tmp: Path, callbacks: Sequence = (), script: str = "train")
         argv = command(*args, tmp=tmp, script=f"src/{script}.py")[1:]
         argv = prepare_argv(argv) if script == "train" else argv  # resume= is expanded before Hydra starts
         if script == "eval":
-            module.check_ckpt(argv)  # as src/eval.py does before Hydra starts
+            argv = module.split_argv(argv)  # as src/eval.py does before Hydra starts
         with mock.patch.object(sys, "argv", argv), mock.patch.object(Trainer, "setup", setup_with_callbacks):
             entry()
     except SystemExit as e:

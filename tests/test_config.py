@@ -10,28 +10,37 @@ from hydra.utils import execution_whitelist, instantiate
 from conftest import SMOKE, compose, main, train
 from fashionlab.config import UserError, check_config
 from fashionlab.hydra_setup import EXECUTION_WHITELIST
+from fashionlab.models import build_model
 
-GROUPS = {"model": ["lenet5", "mlp"], "optimizer": ["sgd", "adam", "adamw"], "data": ["fashion_mnist", "synthetic"]}
+GROUPS = {
+    "model": ["lenet5", "mlp", "resnet"],
+    "optimizer": ["sgd", "adam", "adamw"],
+    "data": ["fashion_mnist", "mnist", "cifar10", "image_folder", "digits", "synthetic"],
+    "augment": ["none", "crop_flip"],
+}
 
 
 @pytest.mark.parametrize("group,option", [(g, o) for g, opts in GROUPS.items() for o in opts])
-def test_every_option_composes_and_builds(group, option):
-    cfg = compose(f"{group}={option}")
+def test_every_option_composes_and_builds(group, option, tmp_path):
+    cfg = compose(f"{group}={option}", *([f"data.root={tmp_path}"] if option == "image_folder" else []))
     check_config(cfg)
     with execution_whitelist(EXECUTION_WHITELIST):
-        model = instantiate(cfg.model)
+        model = build_model(cfg.model, (3, 32, 32), [str(i) for i in range(7)], "test")
         optimizer = instantiate(cfg.optimizer)(model.parameters())
         scheduler = instantiate(cfg.scheduler)(optimizer, total_steps=10)
         data = instantiate(cfg.data)
         trainer = instantiate(cfg.trainer)
-    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
-    assert model.features(torch.zeros(2, 1, 28, 28)).ndim == 2
+        augment = instantiate(cfg.augment) if cfg.augment else None
+    assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 7)  # the shape and classes it was built for
+    assert model.features(torch.zeros(2, 3, 32, 32)).ndim == 2
+    if augment is not None:  # whole uint8 batches, their shape kept
+        assert augment(torch.zeros(5, 3, 32, 32, dtype=torch.uint8)).shape == (5, 3, 32, 32)
     assert scheduler.total_steps == 10 and scheduler.optimizer is optimizer
     assert data.batch_size == cfg.data.batch_size and trainer.max_epochs == cfg.trainer.max_epochs
 
 
 def test_lenet5_is_the_tutorials_variant():
-    model = instantiate(compose().model)
+    model = build_model(compose().model, (1, 28, 28), [str(i) for i in range(10)], "test")
     shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     assert shapes == {
         "conv1.weight": (6, 1, 5, 5),
@@ -49,7 +58,7 @@ def test_lenet5_is_the_tutorials_variant():
 
 def test_overrides_reach_the_components():
     cfg = compose("optimizer=adam", "optimizer.lr=0.01", "model.fc1_features=60", "data.batch_size=32")
-    model = instantiate(cfg.model)
+    model = build_model(cfg.model, (1, 28, 28), [str(i) for i in range(10)], "test")
     assert model.fc1.out_features == 60
     assert instantiate(cfg.optimizer)(model.parameters()).param_groups[0]["lr"] == 0.01
 
@@ -85,7 +94,7 @@ def test_untrusted_target_is_refused():
     "args,message",
     [
         (("optimizer.lr=-1",), "optimizer.lr=-1 must be greater than 0"),
-        (("model=resnet",), "Available options in 'model'"),
+        (("model=vgg",), "Available options in 'model'"),
         (("optimizer.lrr=0.1",), "optimizer.lrr"),
         (("trainer.device=tpu",), "trainer.device=tpu is not one of"),
         (("model._target_=os.system", "+model.command=true"), "execution whitelist"),

@@ -95,6 +95,8 @@ def test_hyperparameters_are_what_the_run_chose():
     assert chosen == {
         "data": "fashion_mnist",
         "model": "mlp",
+        "augment": "none",
+        "loss": "cross_entropy",
         "optimizer": "sgd",
         "scheduler": "onecycle",
         "trainer": "default",

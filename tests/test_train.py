@@ -1,4 +1,5 @@
-"""One real run on Fashion-MNIST-format IDX files: files written, TensorBoard views read back and served."""
+"""One real run on Fashion-MNIST-format IDX files, and a colour run: files written, TensorBoard views read back and
+served."""
 
 from __future__ import annotations
 
@@ -54,6 +55,8 @@ def test_run_directory_holds_metrics_config_and_checkpoints(run):
     assert m["hparams"] == {
         "data": "fashion_mnist",
         "model": "lenet5",
+        "augment": "none",
+        "loss": "cross_entropy",
         "optimizer": "sgd",
         "scheduler": "onecycle",
         "trainer": "default",
@@ -131,3 +134,39 @@ def test_tensorboard_serves_every_view(run):
         assert group["hparams"]["data.batch_size"] == 50 and group["hparams"]["status"] == "completed"
         values = {v["name"]["tag"]: v["value"] for v in group["metricValues"]}
         assert values["test/acc"] == pytest.approx(metrics(run)["test/acc"])
+
+
+@pytest.fixture(scope="module")
+def rgb_run(tmp_path_factory) -> Path:
+    """A colour run: CIFAR-shaped synthetic images (3x32x32, 4 classes), a ResNet, crop-and-flip augmentation."""
+    tmp = tmp_path_factory.mktemp("rgb")
+    args = ("experiment=smoke", "data.channels=3", "data.image_size=32", "data.num_classes=4", "data.num_train=600")
+    args += ("model=resnet", "model.depth=8", "augment=crop_flip", "logging.embedding_samples=30")
+    assert main(*args, tmp=tmp) == 0
+    (run_dir,) = run_dirs(tmp / "outputs")
+    return run_dir
+
+
+def test_a_colour_run_writes_every_view_in_colour_with_the_data_sets_classes(rgb_run):
+    from io import BytesIO
+
+    from PIL import Image
+
+    acc = events(rgb_run, images=0, histograms=0)
+    classes = [f"class {i}" for i in range(4)]
+    tags = acc.Tags()
+    assert sorted(tags["images"]) == ["test/confusion_matrix", "test/predictions", "train/samples"]
+    samples = Image.open(BytesIO(acc.Images("train/samples")[0].encoded_image_string))
+    assert samples.mode == "RGB" and samples.size == (8 * 34 + 2, 4 * 34 + 2)  # 32 images of 32x32, 8 a row
+    predictions = Image.open(BytesIO(acc.Images("test/predictions")[-1].encoded_image_string)).convert("RGB")
+    assert len(set(predictions.getdata())) > 100  # the test images in their colours, not gray
+    assert set(acc.PluginTagToContent("pr_curves")) == {f"test/pr_curve/{c.replace('/', '-')}" for c in classes}
+    assert {f"test/acc_per_class/{c}" for c in classes} <= set(tags["scalars"])
+    assert "weights/stem.0.weight" in tags["histograms"] and acc.Graph() is not None
+    for tag, dim in (("images", 3 * 32 * 32), ("features", 64)):  # the pixels, and ResNet-8's 4 x 16 features
+        (folder,) = rgb_run.glob(f"*/{tag}")
+        rows = (folder / "tensors.tsv").read_text().strip().splitlines()
+        assert len(rows) == 30 and len(rows[0].split("\t")) == dim
+        assert Image.open(folder / "sprite.png").mode in ("RGB", "RGBA")
+    m = metrics(rgb_run)
+    assert m["test/confusion"]["classes"] == classes and m["status"] == "completed"

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import optuna
 import pytest
-import torch
 
 from conftest import (
     ROOT,
@@ -147,12 +146,12 @@ def test_a_database_restart_is_ridden_out_and_a_lost_database_stops_the_worker_c
     url = postgres.url("restart")
     worker = start("-m", *SMOKE, *SEARCH, *LONG, storage_arg(url), "hydra.sweeper.n_trials=1", tmp=tmp_path)
     wait_until_running(url)
-    (checkpoint,) = (tmp_path / "multirun").glob("*/*/checkpoints/last.pt")
+    (log,) = (tmp_path / "multirun").glob("*/*/train.log")
     postgres.stop()
-    epoch = torch.load(checkpoint, weights_only=True)["progress"]["epoch"]
-    # Down until the next epoch's checkpoint is written: the report right after it finds the database away.
-    poll(lambda: torch.load(checkpoint, weights_only=True)["progress"]["epoch"], lambda e: e > epoch)
-    postgres.start()  # takes longer than the report the worker makes right after that checkpoint
+    # Down until the trial's next call to the study (its next report or pruning question) finds it away and says so.
+    said = poll(lambda: log.read_text(), lambda text: "the study's storage is unreachable" in text)
+    assert "the study's storage is unreachable" in said
+    postgres.start()
     out, _ = worker.communicate(timeout=120)
     assert worker.returncode == 0, out
     assert "the study's storage is unreachable" in out and "retrying" in out

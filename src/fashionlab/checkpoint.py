@@ -85,6 +85,8 @@ def save_trainer(trainer: Any, name: str, order_state: torch.Tensor | None = Non
             "progress": trainer.state.state_dict(),
             "rng": rng,
             "model_target": trainer.state.model_target,
+            # What the model was built for: src/eval.py rebuilds it from this wherever the data sits then.
+            "data": {"shape": list(trainer.data.shape), "classes": list(trainer.data.classes)},
         },
     )
 
@@ -114,6 +116,13 @@ def restore_trainer(trainer: Any, name: str = "last.pt") -> None:
 
 def load(path: Path, model: torch.nn.Module, model_target: str) -> dict:
     """Read a checkpoint for `model`; every way it can be wrong is a UserError that names the file."""
+    state = read(path)
+    check(state, path, model, model_target)
+    return state
+
+
+def read(path: Path) -> dict:
+    """A checkpoint's contents (weights_only); a file that is not one is a UserError naming it."""
     if not path.is_file():
         raise UserError(
             f"There is no checkpoint {path}: the run was stopped before its first checkpoint or the "
@@ -129,6 +138,18 @@ def load(path: Path, model: torch.nn.Module, model_target: str) -> dict:
         ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise UserError(f"{path} is not a fashionlab checkpoint (format {FORMAT}): start a new run.")
+    return state
+
+
+def data_of(state: dict) -> tuple[tuple[int, int, int], list[str] | None]:
+    """The image shape and classes the checkpoint's model was built for (checkpoints from before data sets said
+    what they hold: Fashion-MNIST's 1x28x28, classes unknown)."""
+    data = state.get("data") or {}
+    return tuple(data.get("shape", (1, 28, 28))), data.get("classes")
+
+
+def check(state: dict, path: Path, model: torch.nn.Module, model_target: str) -> None:
+    """The checkpoint holds this model's class, with tensors of this model's shapes: else a UserError."""
     if state["model_target"] != model_target:
         raise UserError(
             f"The checkpoint {path} holds a {state['model_target']} but this config builds a "
@@ -143,4 +164,3 @@ def load(path: Path, model: torch.nn.Module, model_target: str) -> dict:
             f"(checkpoint {[theirs.get(k) for k in diff[:4]]}, model {[ours.get(k) for k in diff[:4]]}). "
             f"Resume with the model settings the run was started with."
         )
-    return state

@@ -29,7 +29,8 @@ NUMBERS = {
     "optimizer.momentum": (float, 0.0, True, None),
     "data.batch_size": (int, 1, True, None),
     "data.eval_batch_size": (int, 1, True, None),
-    "data.val_size": (int, 1, True, None),
+    "data.val_size": (float, 0.0, False, None),  # a number of images, or a share below 1
+    "data.test_size": (float, 0.0, False, None),
     "data.num_workers": (int, 0, True, None),
     "trainer.max_epochs": (int, 1, True, None),
     "trainer.latency_images": (int, 1, True, None),

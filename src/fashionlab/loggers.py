@@ -22,7 +22,6 @@ from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
 from fashionlab import record
 from fashionlab.callbacks import Callback
-from fashionlab.data import normalize
 from fashionlab.figures import confusion_figure, predictions_figure
 from fashionlab.metrics import Predictions, class_tag
 from fashionlab.status import Outcome, Status
@@ -128,7 +127,7 @@ class TensorBoardLogger(Callback):
         if self.embedding:  # the tutorial's projector view: raw pixels, class names, thumbnails
             x, y = self._embedding_sample(data)
             labels = [data.classes[i] for i in y.tolist()]
-            add_embedding(w, x.flatten(1).float() / 255, labels, x.unsqueeze(1).float() / 255, 0, "images")
+            add_embedding(w, x.flatten(1).float() / 255, labels, x.float() / 255, 0, "images")
         if self.loss_chart:
             w.add_custom_scalars(LOSS_CHART)
         if self.text:
@@ -153,9 +152,9 @@ class TensorBoardLogger(Callback):
         x, y = self._embedding_sample(data)
         device = next(model.parameters()).device
         with torch.inference_mode():
-            feats = model.features(normalize(x.to(device))).float().cpu()
+            feats = model.features(data.normalize(x.to(device))).float().cpu()
         labels = [data.classes[i] for i in y.tolist()]
-        add_embedding(self._writer(), feats, labels, x.unsqueeze(1).float() / 255, step, "features")
+        add_embedding(self._writer(), feats, labels, x.float() / 255, step, "features")
 
     def log_evaluation(self, predictions: Predictions, data: Any, step: int, epoch: int | None) -> None:
         """A split's evaluation views: a PR curve per class (PR CURVES), the confusion matrix and a grid of

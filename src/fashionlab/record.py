@@ -10,6 +10,7 @@ exclude_keys`), which also keeps them out of run folder names. Every text that l
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shlex
 import subprocess
@@ -71,6 +72,8 @@ def run_info() -> dict[str, str]:
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
+    if os.environ.get("SLURM_JOB_ID"):  # which SLURM job ran it (scancel, sacct, its log)
+        info["slurm_job"] = os.environ["SLURM_JOB_ID"]
     for pkg in ("torch", "torchvision", "hydra-core", "omegaconf", "hydra-optuna-sweeper", "optuna", "tensorboard"):
         try:
             info[pkg] = version(pkg)

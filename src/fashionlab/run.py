@@ -33,8 +33,9 @@ from fashionlab import checkpoint, record, signals
 from fashionlab.callbacks import Callback
 from fashionlab.config import StopWorker, UserError, check_config
 from fashionlab.files import DISK_FULL, disk_full, quiet_disk_full_in_threads
+from fashionlab.models import build_model
 from fashionlab.runs import read_status
-from fashionlab.search import trial_number
+from fashionlab.search import confirms, preemption, trial_number
 from fashionlab.search.launchers import in_process, threads_per_job
 from fashionlab.status import EXIT_INTERRUPTED, EXIT_NOT_COMPLETED, Outcome, Status, fail
 from fashionlab.training import Trainer
@@ -94,9 +95,13 @@ def build(
 
     `hparams` (what the run chose) and `notes` (config and environment) go to the logger's HPARAMS and TEXT.
     """
-    data = instantiate(cfg.data)
+    data = instantiate(cfg.data, augment=instantiate(cfg.augment) if cfg.get("augment") else None)
     data.setup(trainer.device)
-    model, logger = instantiate(cfg.model), instantiate(cfg.logging)
+    choices = HydraConfig.get().runtime.choices
+    model = build_model(
+        cfg.model, data.shape, data.classes, f"model={choices.get('model')}, data={choices.get('data')}"
+    )
+    logger = instantiate(cfg.logging)
     logger.run_hparams, logger.run_notes = dict(hparams or {}), dict(notes or {})
     try:  # torch checks the values itself (e.g. nesterov without momentum): say which group to fix
         scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
@@ -109,6 +114,7 @@ def build(
             run_dir / "checkpoints",
             cfg.objective,
             callbacks,
+            instantiate(cfg.loss) if cfg.get("loss") else None,
         )
     except (TypeError, ValueError) as e:
         raise UserError(
@@ -144,10 +150,19 @@ def train(cfg: DictConfig) -> Outcome:
         trial = open_trial(hc, cfg)
     trainer = instantiate(cfg.trainer)
     trainer.prepare(cfg.seed, threads=threads_per_job(hc))
+    trainer.stops = preemption.caught()
+    # A job of the sweeper (a trial, a confirmation run) whose folder holds a checkpoint already was started before:
+    # SLURM requeued it (a preemption, a time limit, scontrol requeue). It continues that checkpoint.
+    requeued = (
+        not cfg.resume and (trial or confirms(hc) is not None) and (run_dir / "checkpoints" / "last.pt").is_file()
+    )
+    resume = bool(cfg.resume) or requeued
     chosen = record.hparams(cfg, hc, searched=list(trial.params) if trial else [])
-    notes = {} if cfg.resume else record.write_run_info(run_dir, cfg)
+    notes = {} if resume else record.write_run_info(run_dir, cfg)
     build(cfg, trainer, run_dir, chosen, notes, [trial] if trial else [])
-    if cfg.resume:
+    if requeued:
+        log.info(f"the job of {run_dir} started again (SLURM requeued it): it continues its checkpoint")
+    if resume:
         checkpoint.restore_trainer(trainer)
         p = trainer.state
         if p.epoch >= trainer.max_epochs and read_status(run_dir) == Status.COMPLETED:
@@ -169,6 +184,11 @@ def train(cfg: DictConfig) -> Outcome:
         record.write_metrics(run_dir, cfg, hc, trainer.state, failed, start, chosen, trial)
         raise
     record.write_metrics(run_dir, cfg, hc, trainer.state, outcome, start, chosen, trial, trainer.data.classes)
+    if outcome.status == Status.INTERRUPTED and in_search:  # SLURM's signals: requeued, ended, or past its requeues
+        decided = preemption.after_interrupt(trainer.stop_signal, hc, outcome)
+        if decided is not outcome:
+            outcome = decided
+            record.write_metrics(run_dir, cfg, hc, trainer.state, outcome, start, chosen, trial, trainer.data.classes)
 
     metric = cfg.objective.metric
     if outcome.status == Status.COMPLETED:

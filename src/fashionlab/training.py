@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from fashionlab import checkpoint, signals
@@ -74,6 +73,7 @@ class Trainer:
         self.progress_bar = progress_bar
         self.order = torch.Generator()  # the data order: its own stream, saved in checkpoints
         self.stop_signal: int | None = None  # set by the signal handler (or a callback); checked after every batch
+        self.stops = signals.STOPS  # the signals that stop it at its batch (a SLURM trial's job: USR2 too)
         self.callbacks: list[Callback] = []
         self.resumed = False  # set by restore()
         self.predictions: Predictions | None = None  # the test split's, once test() has run
@@ -100,12 +100,12 @@ class Trainer:
         checkpoint_dir: Path,
         objective: Any,
         callbacks: Sequence[Callback] = (),
+        loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         """Take the components; `optimizer` and `scheduler` are partials that get the parameters and the plan.
-
-        `data` is a fashionlab.data.ImageData, `logger` a fashionlab.loggers.TensorBoardLogger (a Callback too:
-        it writes its views from the hooks), `objective` the config's objective (metric, mode).
-        """
+        `data` is a fashionlab.data.ImageData, `logger` a fashionlab.loggers.TensorBoardLogger (a Callback too), `loss`
+        the training loss (conf/loss/; cross entropy if none): validation and test losses are plain cross entropy."""
+        self.loss = loss if loss is not None else torch.nn.CrossEntropyLoss()
         self.data, self.logger, self.checkpoint_dir = data, logger, Path(checkpoint_dir)
         self.callbacks = [logger, *callbacks]
         self.metric, self.mode = objective.metric, objective.mode
@@ -142,7 +142,7 @@ class Trainer:
         try:
             if signals.pending() is not None:  # it came before training started (a search's process records it)
                 self.stop_signal = signals.pending()
-            with signals.caught(self.request_stop):
+            with signals.caught(self.request_stop, self.stops):
                 self.fit()
                 self.test()
             outcome = Outcome(Status.COMPLETED, p.best.value if p.best else None, p.epoch)
@@ -189,7 +189,7 @@ class Trainer:
             for i, (x, y) in enumerate(data.train_batches(self.order, skip), start=skip):
                 with autocast():
                     logits = step_model(x.contiguous(memory_format=fmt))
-                    loss = F.cross_entropy(logits.float(), y)
+                    loss = self.loss(logits.float(), y)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

@@ -22,17 +22,17 @@ if TYPE_CHECKING:
 
 
 def image_grid(images: torch.Tensor, nrow: int = 8, padding: int = 2, pad_value: int = 255) -> torch.Tensor:
-    """(N, H, W) images -> one (1, H', W') image of them in rows of `nrow`, as torchvision's make_grid draws them.
-
-    Written here because importing torchvision costs about 3 s per process (it imports torch._dynamo).
-    """
-    n, h, w = images.shape
+    """(N, C, H, W) images -> one (C, H', W') image of them in rows of `nrow`, as torchvision's make_grid draws
+    them. Written here because importing torchvision costs about 3 s per process (it imports torch._dynamo)."""
+    n, c, h, w = images.shape
     rows = -(-n // nrow)
-    grid = torch.full((rows * (h + padding) + padding, nrow * (w + padding) + padding), pad_value, dtype=images.dtype)
+    grid = torch.full(
+        (c, rows * (h + padding) + padding, nrow * (w + padding) + padding), pad_value, dtype=images.dtype
+    )
     for i, image in enumerate(images):
         top, left = (i // nrow) * (h + padding) + padding, (i % nrow) * (w + padding) + padding
-        grid[top : top + h, left : left + w] = image
-    return grid.unsqueeze(0)
+        grid[:, top : top + h, left : left + w] = image
+    return grid
 
 
 # What every run of a search writes alike, kept per process: the projector's sprite and pixel matrix (the same
