@@ -346,3 +346,10 @@ def postgres():
     pg = Postgres()
     yield pg
     pg.close()
+
+
+def pytest_collection_modifyitems(items: list) -> None:
+    """The longest tests first (the SLURM cluster's, its 90-second time limit foremost), so that pytest-xdist's
+    workers do not end with one of them alone: they are mostly waiting on SLURM's clock."""
+    first = ("test_a_real_time_limit", "tests/test_slurm.py")
+    items.sort(key=lambda item: next((i for i, f in enumerate(first) if f in item.nodeid), len(first)))

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import datetime
 import json
+import signal
 from pathlib import Path
 
 import optuna
 import pytest
+from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
@@ -18,6 +20,7 @@ from fashionlab.files import DiskFull
 from fashionlab.search import CONFIRMS_ENV, confirmation, tell
 from fashionlab.search.budgets import over_failure_budget, why_spent
 from fashionlab.search.checks import check_fits, fits
+from fashionlab.search.preemption import EXIT_REQUEUED, after_interrupt
 from fashionlab.search.study import CONTINUES_ATTR, FAILURE_ATTR, IMPORTED_ATTR, count_trials
 from fashionlab.search.warm_start import trial_of_run
 from fashionlab.status import Outcome, Status
@@ -262,3 +265,36 @@ def test_a_trial_told_twice_keeps_its_first_ending():
     t = asked(study)
     tell.finish(study, t, TrialState.FAIL)  # another worker failed it as stale meanwhile
     assert tell.tell(study, t, lambda: Outcome(Status.COMPLETED, 0.9, 4), False, 1) == (TrialState.FAIL, None)
+
+
+@pytest.mark.parametrize(
+    "restarts, bound, signum, what",
+    [
+        (0, 3, signal.SIGUSR2, "requeued"),
+        (3, 3, signal.SIGUSR2, "failed"),
+        (1, 3, signal.SIGTERM, "exit"),
+        (0, 3, signal.SIGINT, "interrupted"),
+    ],
+)
+def test_a_slurm_trial_job_answers_each_signal_after_its_checkpoint(monkeypatch, restarts, bound, signum, what):
+    """The job's side (search/preemption.py), without a cluster: USR2 goes to submitit's handler below the bound
+    and fails the trial past it; SIGTERM exits without a result; SIGINT is an interrupted trial."""
+    monkeypatch.setenv("SUBMITIT_EXECUTOR", "slurm")
+    monkeypatch.setenv("SLURM_RESTART_COUNT", str(restarts))
+    handed = []
+    monkeypatch.setattr(signal, "getsignal", lambda s: lambda *a: handed.append(s))  # submitit's handler
+    hc = OmegaConf.create({"launcher": {"max_num_timeout": bound}})
+    interrupted = Outcome(Status.INTERRUPTED, epochs=2, error="interrupted by signal")
+    if what == "exit":
+        with pytest.raises(SystemExit) as e:
+            after_interrupt(signum, hc, interrupted)
+        assert e.value.code == EXIT_REQUEUED and handed == []
+        return
+    decided = after_interrupt(signum, hc, interrupted)
+    if what == "requeued":
+        assert handed == [signal.SIGUSR2]
+    elif what == "failed":
+        assert decided.status == Status.FAILED and handed == []
+        assert "4 times, and hydra.launcher.max_num_timeout=3 requeues are allowed" in decided.error
+    else:
+        assert decided is interrupted and handed == []

@@ -49,7 +49,7 @@ def main(cfg: DictConfig) -> Outcome:
     in_search = hc.mode == RunMode.MULTIRUN
     quiet_disk_full_in_threads()
     if in_search and not in_process(hc.launcher):  # a worker process of a search: signals never raise here
-        signals.install("job")
+        preemption.install()  # SLURM's USR2 too: the trainer answers it when it trains
         signals.clear()  # what an earlier job of this process was told is not for this one
     try:
         try:

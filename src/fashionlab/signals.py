@@ -24,13 +24,13 @@ _received: list[int] = []  # the signals this process has received, oldest first
 _owner: str | None = None  # who installed the recording handlers here: "sweeper" or "job"
 
 
-def install(owner: str) -> None:
-    """Record SIGINT and SIGTERM in this process from now on. A no-op outside the main thread (Python delivers
-    signals there only), and in the sweeper's own process for a job it runs (the basic launcher)."""
+def install(owner: str, signums: tuple[int, ...] = STOPS) -> None:
+    """Record these signals (SIGINT and SIGTERM) in this process from now on. A no-op outside the main thread
+    (Python delivers signals there only), and in the sweeper's own process for a job it runs (the basic launcher)."""
     global _owner
     if _owner == "sweeper" or threading.current_thread() is not threading.main_thread():
         return
-    for s in STOPS:
+    for s in signums:
         signal.signal(s, _record)
     _owner = owner
 

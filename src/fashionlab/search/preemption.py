@@ -23,11 +23,12 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from fashionlab.signals import STOPS
+from fashionlab import signals
 from fashionlab.status import Outcome, Status
 
 log = logging.getLogger(__name__)
 EXIT_REQUEUED = 143  # the exit status of a job that SLURM ends with SIGTERM
+_submitit: Any = None  # submitit's USR2 handler, kept when install() puts the recording one in its place
 
 
 def on_slurm() -> bool:
@@ -37,7 +38,16 @@ def on_slurm() -> bool:
 
 def caught() -> tuple[int, ...]:
     """The signals the trainer answers with a checkpoint at its batch: SLURM's USR2 too, in a SLURM trial's job."""
-    return (*STOPS, signal.SIGUSR2) if on_slurm() else STOPS
+    return (*signals.STOPS, signal.SIGUSR2) if on_slurm() else signals.STOPS
+
+
+def install() -> None:
+    """In a worker process of a search: these signals recorded from now on, never raised (signals.py); the trainer
+    answers them when it trains. Submitit's own USR2 handler is kept: it requeues the job after the checkpoint."""
+    global _submitit
+    if on_slurm() and _submitit is None:
+        _submitit = signal.getsignal(signal.SIGUSR2)
+    signals.install("job", caught())
 
 
 def after_interrupt(signum: int | None, hc: DictConfig, outcome: Outcome) -> Outcome:
@@ -63,7 +73,7 @@ def after_interrupt(signum: int | None, hc: DictConfig, outcome: Outcome) -> Out
                 f"(hydra.launcher.timeout_min); its checkpoint is kept"
             ),
         )
-    handler: Any = signal.getsignal(signal.SIGUSR2)  # submitit's, back in place since the trainer stopped
+    handler: Any = _submitit or signal.getsignal(signal.SIGUSR2)
     log.warning(f"SLURM's USR2 (preemption or time limit): checkpoint written; requeue {requeues + 1} of {bound}")
     if callable(handler):
         handler(signal.SIGUSR2, None)  # checkpoints the submission, requeues the job, and exits

@@ -55,7 +55,7 @@ class SlurmJob:
             state = self.state()
             if state is None or state in ENDED:
                 ended_at = ended_at or time.monotonic()
-                if time.monotonic() - ended_at > GRACE_S:
+                if self.cancelled or time.monotonic() - ended_at > GRACE_S:  # no result comes of a job we cancelled
                     said = "left the queue" if state is None else f"ended {state}"
                     raise JobLost(
                         f"SLURM job {self.id} {said} without a result (cancelled, killed, out of memory, or its node "
