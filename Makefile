@@ -6,6 +6,7 @@
 # make bench   the speed benchmark against the tutorial's loop; writes bench/RESULTS.md
 # make bench-search   pruned vs. unpruned search, 1 vs. 2 workers; writes bench/SEARCH.md (about 30 minutes)
 # make bench-data   digits, ResNet-20 with augmentation, CIFAR-shaped throughput, the default run before/after; bench/DATA.md
+# make bench-slurm  a search, a preempted and a cancelled trial on a single-node test cluster (root); bench/SLURM.md
 # make confirm [DIR=multirun/lenet5_optuna]   train the search's top 3 trials again with 3 new seeds; ARGS="--top 5"
 # make compare DIR=multirun/lenet5_optuna    leaderboard and plot of the runs under DIR
 # make tensorboard [DIR=outputs]   and   make dashboard [STORAGE=...]   listen on 127.0.0.1 (HOST=0.0.0.0 opens them)
@@ -18,7 +19,7 @@ WORKERS ?= 1
 STUDY ?= lenet5_optuna
 STORAGE ?= multirun/$(STUDY)/optuna.journal
 
-.PHONY: install data train test test-fast lint format search confirm bench bench-search bench-data compare tensorboard dashboard clean
+.PHONY: install data train test test-fast lint format search confirm bench bench-search bench-data bench-slurm compare tensorboard dashboard clean
 
 install: $(VENV)/.installed
 
@@ -78,6 +79,9 @@ bench-search: install data
 
 bench-data: install data
 	$(PY) bench/data_bench.py $(ARGS)
+
+bench-slurm: install
+	$(PY) bench/slurm_bench.py $(ARGS)
 
 compare: install
 	$(PY) src/compare.py $(DIR)

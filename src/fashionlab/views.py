@@ -6,16 +6,19 @@ cheaper and kept per process: every trial of a search writes the same sprite, pi
 from __future__ import annotations
 
 import hashlib
-import os
+import tempfile
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 from google.protobuf import text_format
 from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
-from torch.utils.tensorboard._embedding import get_embedding_info, make_sprite, make_tsv, write_pbtxt
+from torch.utils.tensorboard._embedding import get_embedding_info, make_sprite
 from torch.utils.tensorboard._pytorch_graph import graph
+
+from fashionlab.files import write_atomic
 
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
@@ -60,26 +63,22 @@ def add_embedding(
 
     logdir = w.get_logdir()
     subdir = f"{str(step).zfill(5)}/{tag.replace('/', '_')}"  # where add_embedding puts it
-    folder = os.path.join(logdir, subdir)
-    os.makedirs(folder, exist_ok=True)
-    make_tsv(metadata, folder)
+    folder = Path(logdir) / subdir
+    write_atomic(folder / "metadata.tsv", "".join(f"{m}\n" for m in metadata))  # as torch's make_tsv writes it
 
     def sprite() -> bytes:
-        make_sprite(label_img, folder)
-        with open(os.path.join(folder, "sprite.png"), "rb") as f:
-            return f.read()
+        with tempfile.TemporaryDirectory() as made:  # torch's make_sprite writes its PNG into a folder
+            make_sprite(label_img, made)
+            return (Path(made) / "sprite.png").read_bytes()
 
-    png = _kept(("sprite", _digest(label_img)), sprite)
-    with open(os.path.join(folder, "sprite.png"), "wb") as f:
-        f.write(png)
+    write_atomic(folder / "sprite.png", _kept(("sprite", _digest(label_img)), sprite))
     # repr: the shortest text that reads back exactly (what torch writes, number by number)
     tsv = _kept(("tsv", _digest(mat)), lambda: "".join("\t".join(map(repr, row)) + "\n" for row in mat.tolist()))
-    with open(os.path.join(folder, "tensors.tsv"), "w") as text:
-        text.write(tsv)
+    write_atomic(folder / "tensors.tsv", tsv)
     config = getattr(w, "_projector_config", None) or ProjectorConfig()
     config.embeddings.extend([get_embedding_info(metadata, label_img, subdir, step, tag)])
     w._projector_config = config
-    write_pbtxt(logdir, text_format.MessageToString(config))
+    write_atomic(Path(logdir) / "projector_config.pbtxt", text_format.MessageToString(config))
 
 
 def add_graph(w: SummaryWriter, model: torch.nn.Module, x: torch.Tensor) -> None:

@@ -56,7 +56,7 @@ def after_interrupt(signum: int | None, hc: DictConfig, outcome: Outcome) -> Out
     if not on_slurm() or outcome.status != Status.INTERRUPTED:
         return outcome
     if signum == signal.SIGTERM:
-        log.warning("SLURM ended the job (SIGTERM); its checkpoint is written: a requeued job continues it")
+        log.warning(f"SLURM ended the job (SIGTERM), {outcome.error}: checkpoint written; a requeued job continues it")
         logging.shutdown()
         sys.exit(EXIT_REQUEUED)
     if signum != signal.SIGUSR2:
@@ -74,7 +74,8 @@ def after_interrupt(signum: int | None, hc: DictConfig, outcome: Outcome) -> Out
             ),
         )
     handler: Any = _submitit or signal.getsignal(signal.SIGUSR2)
-    log.warning(f"SLURM's USR2 (preemption or time limit): checkpoint written; requeue {requeues + 1} of {bound}")
+    said = f"{outcome.error}: checkpoint written; requeue {requeues + 1} of {bound}"
+    log.warning(f"SLURM's USR2 (preemption or time limit), {said}")
     if callable(handler):
         handler(signal.SIGUSR2, None)  # checkpoints the submission, requeues the job, and exits
     return outcome
