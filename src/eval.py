@@ -4,7 +4,7 @@ python src/eval.py ckpt=outputs/2026-12-01/12-00-00                       # a ru
 python src/eval.py ckpt=outputs/2026-12-01/12-00-00/checkpoints/last.pt  # one checkpoint
 python src/eval.py ckpt=multirun/lenet5_optuna                           # a study: its best trial
 python src/eval.py ckpt=outputs/2026-12-01/12-00-00 split=val
-python src/eval.py ckpt=runs/from-the-cluster data.root=~/data trainer.device=cpu   # keys of the run's own config
+python src/eval.py ckpt=runs/from-the-cluster data.root=$HOME/data trainer.device=cpu   # keys of the run's own config
 tensorboard --logdir outputs/eval
 
 Every argument that is not one of conf/eval.yaml's own (ckpt, split, device, paths.*, logging.*, hydra.*, flags)

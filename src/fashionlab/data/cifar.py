@@ -55,7 +55,7 @@ class CIFAR10(ImageData):
 
     def __init__(self, root: str = "data", **kwargs: Any):
         super().__init__(**kwargs)
-        self.root = Path(root)
+        self.root = Path(root).expanduser()
 
     @property
     def folder(self) -> Path:

@@ -45,7 +45,7 @@ class IDXData(ImageData):
 
     def __init__(self, root: str = "data", debian_dir: str | None = None, **kwargs: Any):
         super().__init__(**kwargs)
-        self.root = Path(root)
+        self.root = Path(root).expanduser()
         self.debian_dir = Path(debian_dir) if debian_dir else None
 
     @property
