@@ -67,7 +67,11 @@ class LeNet5(nn.Module):
         super().__init__()
         channels, height, width = in_shape
         pad = (0 if min(height, width) >= 16 else 2) if padding == "auto" else int(padding)
-        h, w = (((height + 2 * pad - 4) // 2 + 2 * pad - 4) // 2, ((width + 2 * pad - 4) // 2 + 2 * pad - 4) // 2)
+
+        def out(size: int) -> int:  # after conv 5x5, pool 2, conv 5x5, pool 2
+            return ((size + 2 * pad - 4) // 2 + 2 * pad - 4) // 2
+
+        h, w = out(height), out(width)
         if min(h, w) < 1:
             raise UserError(
                 f"model=lenet5 with model.padding={padding} shrinks {channels}x{height}x{width} images to nothing: two "

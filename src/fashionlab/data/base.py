@@ -10,6 +10,7 @@ Normalize through a DataLoader) for data that does not fit; both paths draw the 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -187,6 +188,15 @@ class PerSampleDataset(torch.utils.data.Dataset):
         image = self.images[i]
         pixels = image[0].numpy() if image.shape[0] == 1 else image.permute(1, 2, 0).numpy()
         return self.transform(Image.fromarray(pixels, mode="L" if image.shape[0] == 1 else "RGB")), int(self.labels[i])
+
+
+def stamp(path: Path) -> tuple[int, int] | None:
+    """A file's size and modification time (None if it is missing): what tells a `source()` that a file changed."""
+    try:
+        stat = path.stat()
+    except OSError:  # missing, or a path through a file
+        return None
+    return stat.st_size, stat.st_mtime_ns
 
 
 def _affine(mean: Sequence[float], std: Sequence[float], device: torch.device) -> tuple[Any, Any]:

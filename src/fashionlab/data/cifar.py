@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from fashionlab.config import UserError
-from fashionlab.data.base import ImageData, Loaded
+from fashionlab.data.base import ImageData, Loaded, stamp
 
 FOLDER = "cifar-10-batches-py"
 TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -63,10 +63,7 @@ class CIFAR10(ImageData):
 
     def source(self) -> tuple:
         files = [self.folder / n for n in (*TRAIN, "test_batch", "batches.meta")]
-        return (
-            str(self.folder.resolve()),
-            *[(f.stat().st_size, f.stat().st_mtime_ns) if f.exists() else None for f in files],
-        )
+        return (str(self.folder.resolve()), *[stamp(f) for f in files])
 
     def load(self) -> Loaded:
         if not all((self.folder / n).exists() for n in (*TRAIN, "test_batch")):

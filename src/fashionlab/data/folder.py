@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from fashionlab.config import UserError
-from fashionlab.data.base import ImageData, Loaded
+from fashionlab.data.base import ImageData, Loaded, stamp
 from fashionlab.files import commit
 
 SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -81,21 +81,21 @@ class ImageFolder(ImageData):
             )
         return found
 
-    def source(self) -> tuple:
-        listing = [
-            (str(p), p.stat().st_size, p.stat().st_mtime_ns)
-            for part in self._files().values()
-            for fs in part.values()
-            for p in fs
-        ]
+    @functools.cached_property
+    def _listing(self) -> tuple[dict[str, dict[str, list[Path]]], str]:
+        """The files found (walked once per run: setup's source() and load() both need them) and their digest."""
+        found = self._files()
+        stats = [(str(p), stamp(p)) for part in found.values() for fs in part.values() for p in fs]
         digest = hashlib.sha1(
-            json.dumps([listing, self.image_size, self.channels, self.test_size, self.test_seed]).encode()
+            json.dumps([stats, self.image_size, self.channels, self.test_size, self.test_seed]).encode()
         )
-        return (str(self.root.resolve()), digest.hexdigest())
+        return found, digest.hexdigest()
+
+    def source(self) -> tuple:
+        return (str(self.root.resolve()), self._listing[1])
 
     def load(self) -> Loaded:
-        files = self._files()
-        key = self.source()[1]
+        files, key = self._listing
         cache = self.cache_dir / f"images-{key[:16]}.pt"
         if cache.is_file():
             try:

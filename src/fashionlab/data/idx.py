@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from fashionlab.config import UserError
-from fashionlab.data.base import ImageData, Loaded
+from fashionlab.data.base import ImageData, Loaded, stamp
 from fashionlab.files import commit
 
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -54,8 +54,7 @@ class IDXData(ImageData):
 
     def source(self) -> tuple:
         raw = self.raw.resolve()
-        stats = [(raw / name).stat() if (raw / name).exists() else None for name in FILES]
-        return (str(raw), *[(s.st_size, s.st_mtime_ns) if s else None for s in stats])
+        return (str(raw), *[stamp(raw / name) for name in FILES])
 
     def load(self) -> Loaded:
         raw = self.raw
